@@ -1,0 +1,63 @@
+# EchoPilot: every target calls the CLI; none kills processes by name.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+EP     := $(BIN)/echopilot
+STAMP  := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+
+.PHONY: run test lint format bench demo worker clean help
+
+help:
+	@echo "make run    start EchoPilot (embedded SQLite queue and database, no services needed)"
+	@echo "make test   run the whole test suite"
+	@echo "make lint   ruff check, ruff format --check, mypy"
+	@echo "make bench  run the benchmarks in bench/ and print their figures"
+	@echo "make demo   load 30 days of demo history (remove with: echopilot demo reset)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(DEVSTAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@ $(STAMP)
+
+run: $(STAMP)
+	@$(EP) db upgrade
+	@echo ""
+	@echo "EchoPilot worker starting (Ctrl-C stops it gracefully)."
+	@echo "In another terminal, submit a job:"
+	@echo "  $(EP) jobs submit --name hello --type summary --input 'EchoPilot runs AI jobs end to end.'"
+	@echo "  $(EP) jobs list"
+	@echo ""
+	@$(EP) config show --brief
+	@exec $(EP) worker
+
+test: $(DEVSTAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(DEVSTAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: $(DEVSTAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/pipeline.py
+
+demo: $(STAMP)
+	$(EP) demo seed
+
+worker: $(STAMP)
+	$(EP) worker
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from echopilot.cli.main import main
+
+main()

@@ -1,0 +1,53 @@
+"""What every command shares: the runtime, output in JSON or tables, and exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from echopilot import logsetup
+from echopilot.config import load_settings
+from echopilot.runtime import Runtime
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOption = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+@contextmanager
+def runtime(component: str = "cli", *, migrate: bool = True, pool_size: int = 10,
+            console_logs: bool = False) -> Iterator[Runtime]:
+    settings = load_settings()
+    logsetup.setup(settings.home, component, settings.log_level, console=console_logs)
+    rt = Runtime(settings, pool_size=pool_size)
+    try:
+        if migrate:
+            rt.migrate()
+        yield rt
+    finally:
+        rt.close()
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def output(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
+    if as_json:
+        emit_json(data)
+    else:
+        render(data)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    err_console.print(f"error: {message}", style="red", markup=False, highlight=False)
+    return typer.Exit(code)

@@ -1,0 +1,16 @@
+"""The one clock: every service takes `now` and defaults to this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def ensure_utc(moment: datetime) -> datetime:
+    """Databases such as SQLite hand back naive datetimes; EchoPilot stores UTC only."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -1,0 +1,318 @@
+"""Every setting EchoPilot reads, in one place.
+
+Settings come from the environment and from a `.env` file in the working directory.
+A bad value raises `ConfigError` with one line naming the setting and what it accepts;
+the CLI turns that into exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from echopilot.errors import ConfigError
+
+ProviderName = Literal["auto", "openai", "offline"]
+
+# The secret settings: shown masked by `config show`, never logged.
+SECRET_FIELDS = frozenset({"openai_api_key"})
+
+
+def _env(name: str) -> Any:
+    """Bind a field to exactly one environment variable name."""
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    home: Path = Field(
+        default=Path("./var"),
+        validation_alias=_env("ECHOPILOT_HOME"),
+        description="Folder for the embedded database, queue, keys, logs and reports.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=_env("ECHOPILOT_DATABASE_URL"),
+        description="SQLAlchemy URL of the database; default sqlite:///<home>/echopilot.db. "
+        "PostgreSQL: postgresql+psycopg://user@host/db.",
+    )
+    queue_url: str | None = Field(
+        default=None,
+        validation_alias=_env("ECHOPILOT_QUEUE_URL"),
+        description="Huey storage: sqlite:///path (default <home>/queue.db), "
+        "redis://host:port/db, or memory:// (one process only, for tests).",
+    )
+    queue_name: str = Field(
+        default="echopilot",
+        validation_alias=_env("ECHOPILOT_QUEUE_NAME"),
+        description="Name of the Huey queue; processes sharing a queue must use the same name.",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+    )
+    ai_provider: ProviderName = Field(
+        default="auto",
+        validation_alias=_env("ECHOPILOT_AI_PROVIDER"),
+        description="auto (openai when OPENAI_API_KEY or OPENAI_BASE_URL is set, else offline), "
+        "openai, or offline.",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("OPENAI_API_KEY"),
+        description="API key for the OpenAI-compatible server (secret; shown masked).",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=_env("OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible API (OpenAI, Azure, Ollama, vLLM, "
+        "llama.cpp server); default the OpenAI API.",
+    )
+    model: str = Field(
+        default="gpt-4o",
+        validation_alias=_env("ECHOPILOT_MODEL"),
+        description="Model that performs the task.",
+        min_length=1,
+    )
+    qa_model: str = Field(
+        default="gpt-4o-mini",
+        validation_alias=_env("ECHOPILOT_QA_MODEL"),
+        description="Model that judges quality (the QA judge).",
+        min_length=1,
+    )
+    escalation_model: str | None = Field(
+        default=None,
+        validation_alias=_env("ECHOPILOT_ESCALATION_MODEL"),
+        description="When set, a task whose answer fails QA runs once more on this model.",
+    )
+    qa_threshold: int = Field(
+        default=80,
+        ge=0,
+        le=100,
+        validation_alias=_env("ECHOPILOT_QA_THRESHOLD"),
+        description="QA pass mark (0-100) when neither the job nor its task type sets one.",
+    )
+    model_prices: str | None = Field(
+        default=None,
+        validation_alias=_env("ECHOPILOT_MODEL_PRICES"),
+        description='JSON price overrides in USD per million tokens, e.g. {"llama3": '
+        '{"input": "0.10", "output": "0.40"}}; wins over genai-prices.',
+    )
+    ai_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        validation_alias=_env("ECHOPILOT_AI_TIMEOUT_SECONDS"),
+        description="Timeout of one model call.",
+    )
+    ai_max_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        validation_alias=_env("ECHOPILOT_AI_MAX_RETRIES"),
+        description="Retries of a transient model error (429, 5xx, timeout) within one attempt.",
+    )
+    ai_retry_base_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        validation_alias=_env("ECHOPILOT_AI_RETRY_BASE_SECONDS"),
+        description="First backoff delay of those retries; doubles each time, with jitter.",
+    )
+    ai_retry_max_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=600,
+        validation_alias=_env("ECHOPILOT_AI_RETRY_MAX_SECONDS"),
+        description="Longest single wait between retries, Retry-After included.",
+    )
+    offline_latency_ms: int = Field(
+        default=0,
+        ge=0,
+        le=60_000,
+        validation_alias=_env("ECHOPILOT_OFFLINE_LATENCY_MS"),
+        description="Simulated latency of each offline model call (for demos and benchmarks).",
+    )
+    max_input_chars: int = Field(
+        default=200_000,
+        ge=1,
+        le=10_000_000,
+        validation_alias=_env("ECHOPILOT_MAX_INPUT_CHARS"),
+        description="Longest job input accepted, in characters.",
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        validation_alias=_env("ECHOPILOT_MAX_ATTEMPTS"),
+        description="Attempts a job gets before it is dead.",
+    )
+    retry_delay_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=86_400,
+        validation_alias=_env("ECHOPILOT_RETRY_DELAY_SECONDS"),
+        description="Wait before a failed job's next attempt; doubles each attempt.",
+    )
+    lease_seconds: int = Field(
+        default=120,
+        ge=2,
+        le=86_400,
+        validation_alias=_env("ECHOPILOT_LEASE_SECONDS"),
+        description="How long a claimed job is held before it counts as stuck.",
+    )
+    worker_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=512,
+        validation_alias=_env("ECHOPILOT_WORKER_CONCURRENCY"),
+        description="Jobs one worker process runs at once (threads: model calls are I/O-bound).",
+    )
+    worker_shutdown_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        validation_alias=_env("ECHOPILOT_WORKER_SHUTDOWN_SECONDS"),
+        description="On SIGTERM/SIGINT, how long running jobs may finish before they are "
+        "handed back to the queue.",
+    )
+    sweep_interval_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        validation_alias=_env("ECHOPILOT_SWEEP_INTERVAL_SECONDS"),
+        description="How often a worker runs the recovery sweep (stuck and orphaned jobs).",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info",
+        validation_alias=_env("ECHOPILOT_LOG_LEVEL"),
+        description="Lowest level written to the logs.",
+    )
+
+    @field_validator("model_prices")
+    @classmethod
+    def _check_model_prices(cls, value: str | None) -> str | None:
+        if value:
+            parse_model_prices(value)
+        return value
+
+    @field_validator("database_url", "queue_url", "openai_base_url", "escalation_model")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite:", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("queue_url")
+    @classmethod
+    def _check_queue_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite:", "redis:", "rediss:", "memory:")):
+            raise ValueError("must be sqlite:///path, redis://host:port/db or memory://")
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'echopilot.db'}"
+
+    @cached_property
+    def resolved_queue_url(self) -> str:
+        return self.queue_url or f"sqlite:///{self.home / 'queue.db'}"
+
+    @cached_property
+    def provider_name(self) -> Literal["openai", "offline"]:
+        """The provider in effect: `auto` picks openai only when a model server is configured."""
+        if self.ai_provider == "auto":
+            configured = self.openai_api_key is not None or self.openai_base_url is not None
+            return "openai" if configured else "offline"
+        return self.ai_provider
+
+    @cached_property
+    def price_overrides(self) -> dict[str, tuple[Decimal, Decimal]]:
+        return parse_model_prices(self.model_prices) if self.model_prices else {}
+
+
+def parse_model_prices(raw: str) -> dict[str, tuple[Decimal, Decimal]]:
+    """Parse ECHOPILOT_MODEL_PRICES into {model: (input, output)} USD per million tokens."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"must be a JSON object ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError('must be a JSON object like {"model": {"input": "1", "output": "2"}}')
+    prices: dict[str, tuple[Decimal, Decimal]] = {}
+    for model, entry in data.items():
+        if not isinstance(entry, dict) or set(entry) != {"input", "output"}:
+            raise ValueError(f"{model!r} needs exactly the keys input and output")
+        try:
+            pair = (Decimal(str(entry["input"])), Decimal(str(entry["output"])))
+        except InvalidOperation:
+            raise ValueError(f"{model!r} prices must be numbers") from None
+        if any(not p.is_finite() or p < 0 for p in pair):
+            raise ValueError(f"{model!r} prices must be zero or more")
+        prices[model] = pair
+    return prices
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets `field`."""
+    alias = Settings.model_fields[field].validation_alias
+    assert isinstance(alias, AliasChoices)
+    first = alias.choices[0]
+    assert isinstance(first, str)
+    return first
+
+
+def _describe_error(error: Any) -> str:
+    loc = error.get("loc") or ()
+    field = str(loc[0]) if loc else "?"
+    name = env_name(field) if field in Settings.model_fields else field
+    message = str(error.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    value = error.get("input")
+    shown = "" if field in SECRET_FIELDS or isinstance(value, dict) else f" (got {value!r})"
+    return f"{name}: {message}{shown}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment and `.env`; raise ConfigError naming a bad one."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe_error(exc.errors()[0])) from None
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """Every setting by environment name, secrets masked, for display."""
+    shown: dict[str, Any] = {}
+    for field in Settings.model_fields:
+        value = getattr(settings, field)
+        if field in SECRET_FIELDS:
+            value = mask_secret(value.get_secret_value() if value else None)
+        elif isinstance(value, Path):
+            value = str(value)
+        shown[env_name(field)] = value
+    return shown
+
+
+def mask_secret(secret: str | None) -> str | None:
+    """Show that a secret is set without revealing it (never more than its last 2 characters)."""
+    if not secret:
+        return None
+    return "****" + (secret[-2:] if len(secret) >= 12 else "")

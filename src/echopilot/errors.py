@@ -1,0 +1,33 @@
+"""The few error types EchoPilot raises across module boundaries."""
+
+from __future__ import annotations
+
+
+class EchoPilotError(Exception):
+    """Base of EchoPilot's own errors."""
+
+
+class ConfigError(EchoPilotError):
+    """A setting has a bad value; the message names it and what it accepts."""
+
+
+class InputError(EchoPilotError):
+    """Bad input from a user: the message names the field that was wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+class NotFoundError(EchoPilotError):
+    """The thing asked for does not exist."""
+
+    def __init__(self, kind: str, ident: object) -> None:
+        super().__init__(f"{kind} {ident} not found")
+        self.kind = kind
+        self.ident = ident
+
+
+class ConflictError(EchoPilotError):
+    """The request is valid but the thing's current state does not allow it."""

@@ -1,0 +1,340 @@
+"""One attempt at one job: claim, model, QA judge, escalation, cost, price, finish.
+
+The claim is a conditional change (queued -> processing, attempt + 1, a fresh lease
+token); every later write that decides the job's fate is guarded by that token, so a
+duplicate or stale message, or a worker that lost its lease, changes nothing. Model
+spend is written as each call returns, unguarded: money spent is money spent, whoever
+ends up finishing the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from echopilot.ai.base import AIError, Completion, ModelRequest
+from echopilot.ai.registry import retry_policy, stage_models
+from echopilot.ai.retry import with_retries
+from echopilot.clock import utcnow
+from echopilot.db.engine import write_session
+from echopilot.db.models import Client, Job, JobAttempt, PriceRule, TaskType
+from echopilot.jobs import costing, pricing
+from echopilot.jobs.qa import (
+    QA_SYSTEM,
+    InvalidScore,
+    QAResult,
+    effective_threshold,
+    parse_score,
+    qa_prompt,
+)
+from echopilot.jobs.status import Status, change, lock_job
+from echopilot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+TASK_MAX_TOKENS = 2048
+QA_MAX_TOKENS = 300
+QA_TRIES = 2  # a reply that is not a valid score is asked for once more
+# Retry messages may be delivered a moment early by a queue on another clock.
+CLOCK_TOLERANCE = timedelta(seconds=2)
+
+
+class Leases(Protocol):
+    """Keeps the leases of running jobs alive (the worker's renewal thread)."""
+
+    def hold(self, token: str, job_id: int) -> None: ...
+
+    def release(self, token: str) -> None: ...
+
+
+class _NoLeases:
+    def hold(self, token: str, job_id: int) -> None:
+        pass
+
+    def release(self, token: str) -> None:
+        pass
+
+
+@dataclass
+class Claim:
+    job_id: int
+    n: int
+    max_attempts: int
+    token: str
+    attempt_id: int
+    task_type: str
+    instructions: str
+    input_text: str
+    priority: int
+    threshold: int
+    rule: PriceRule
+    client_overrides: dict[str, Any]
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class Answer:
+    completion: Completion
+    verdict: QAResult | None
+    qa_problem: str | None  # why there is no verdict
+    path: str  # primary | escalation
+
+
+def process(runtime: Runtime, job_id: int, *, leases: Leases | None = None) -> str | None:
+    """Run one attempt at `job_id`; return the job's new status, or None when the job was
+    not claimable (already taken, finished, cancelled or unknown)."""
+    claim = claim_job(runtime, job_id)
+    if claim is None:
+        return None
+    keeper = leases or _NoLeases()
+    keeper.hold(claim.token, job_id)
+    try:
+        return _run(runtime, claim)
+    finally:
+        keeper.release(claim.token)
+
+
+def claim_job(runtime: Runtime, job_id: int, now: datetime | None = None) -> Claim | None:
+    now = now or utcnow()
+    settings = runtime.settings
+    with write_session(runtime.sessions) as session:
+        job = lock_job(session, job_id)
+        if job is None or not _runnable(job, now):
+            return None
+        if job.attempts >= job.max_attempts:
+            change(session, job, Status.DEAD, reason="no attempts left", now=now, finished_at=now)
+            return None
+        token = uuid.uuid4().hex
+        n = job.attempts + 1
+        change(
+            session, job, Status.PROCESSING, reason=f"claimed by {runtime.identity}", now=now,
+            attempts=n, lease_token=token, lease_owner=runtime.identity,
+            lease_until=now + timedelta(seconds=settings.lease_seconds),
+            started_at=job.started_at or now, retry_at=None,
+        )
+        attempt = JobAttempt(job_id=job.id, n=n, worker=runtime.identity, started_at=now)
+        session.add(attempt)
+        task_type = session.get(TaskType, job.task_type)
+        rule = session.get(PriceRule, job.task_type)
+        assert task_type is not None and rule is not None, "task types keep their price rule"
+        overrides: dict[str, Any] = {}
+        if job.client_id is not None:
+            overrides = session.scalar(
+                select(Client.rate_overrides).where(Client.id == job.client_id)
+            ) or {}
+        session.flush()
+        return Claim(
+            job_id=job.id, n=n, max_attempts=job.max_attempts, token=token,
+            attempt_id=attempt.id, task_type=job.task_type,
+            instructions=task_type.instructions, input_text=job.input, priority=job.priority,
+            threshold=effective_threshold(job.qa_target, task_type.qa_threshold,
+                                          settings.qa_threshold),
+            rule=rule, client_overrides=overrides,
+        )
+
+
+def _runnable(job: Job, now: datetime) -> bool:
+    if job.status == Status.QUEUED:
+        return True
+    if job.status == Status.FAILED:
+        return job.retry_at is None or job.retry_at <= now + CLOCK_TOLERANCE
+    return False
+
+
+class _Attempt:
+    """Makes the model calls of one attempt and writes each one's spend as it returns."""
+
+    def __init__(self, runtime: Runtime, claim: Claim) -> None:
+        self.runtime = runtime
+        self.claim = claim
+        self.calls: list[dict[str, Any]] = []
+        self.policy = retry_policy(runtime.settings)
+
+    def call(self, purpose: str, model: str, prompt: str, system: str, **extra: Any) -> Completion:
+        request = ModelRequest(
+            purpose="qa" if purpose == "qa" else "task", model=model, system=system,
+            prompt=prompt, max_tokens=QA_MAX_TOKENS if purpose == "qa" else TASK_MAX_TOKENS,
+            task_type=self.claim.task_type, input_text=self.claim.input_text, **extra,
+        )
+        provider = self.runtime.provider
+        completion = with_retries(
+            lambda: provider.complete(request), self.policy,
+            on_retry=lambda err, wait: log.info(
+                "job %s: %s call failed (%s), retrying in %.1fs", self.claim.job_id, purpose,
+                err, wait),
+        )
+        self._record(purpose, completion)
+        return completion
+
+    def _record(self, stage: str, completion: Completion) -> None:
+        cost = None
+        if completion.usage_reported:
+            cost = costing.call_cost_micros(
+                completion.model, completion.tokens_in, completion.tokens_out,
+                self.runtime.settings.price_overrides,
+            )
+        entry = {
+            "stage": stage, "model": completion.model, "tokens_in": completion.tokens_in,
+            "tokens_out": completion.tokens_out, "cost_micros": cost,
+            "latency_ms": completion.latency_ms,
+        }
+        self.calls.append(entry)
+        with write_session(self.runtime.sessions) as session:
+            attempt = session.get(JobAttempt, self.claim.attempt_id)
+            job = session.get(Job, self.claim.job_id)
+            assert attempt is not None and job is not None
+            attempt.calls = list(self.calls)
+            attempt.model = completion.model
+            for row in (attempt, job):
+                row.tokens_in += completion.tokens_in
+                row.tokens_out += completion.tokens_out
+                row.cost_micros += cost or 0
+            if cost is None and completion.model not in job.unpriced_models:
+                job.unpriced_models = [*job.unpriced_models, completion.model]
+
+
+def _run(runtime: Runtime, claim: Claim) -> str | None:
+    attempt = _Attempt(runtime, claim)
+    task_model, qa_model, escalation_model = stage_models(runtime.settings)
+    try:
+        best = _answer(attempt, task_model, qa_model, "primary")
+        if not _passes(best, claim.threshold) and escalation_model:
+            second = _answer(attempt, escalation_model, qa_model, "escalation")
+            if _better(second, best):
+                best = second
+        return _finish(runtime, claim, best)
+    except AIError as error:
+        return _fail(runtime, claim, str(error), error.kind, permanent=error.permanent)
+    except Exception as error:  # a bug must not kill the worker or lose the job
+        log.exception("job %s: attempt %s crashed", claim.job_id, claim.n)
+        return _fail(runtime, claim, f"internal error: {error!r}", "internal", permanent=False)
+
+
+def _answer(attempt: _Attempt, model: str, qa_model: str, path: str) -> Answer:
+    claim = attempt.claim
+    prompt = f"{claim.instructions}\n\n{claim.input_text}"
+    completion = attempt.call("task" if path == "primary" else "escalation", model, prompt,
+                              system=claim.instructions)
+    problem = "the model returned an empty answer"
+    if completion.text.strip():
+        for _ in range(QA_TRIES):
+            reply = attempt.call(
+                "qa", qa_model, qa_prompt(claim.instructions, claim.input_text, completion.text),
+                system=QA_SYSTEM,
+                answer_text=completion.text,
+            )
+            try:
+                return Answer(completion, parse_score(reply.text), None, path)
+            except InvalidScore as exc:
+                problem = f"QA judge gave no valid score: {exc}"
+    return Answer(completion, None, problem, path)
+
+
+def _passes(answer: Answer, threshold: int) -> bool:
+    return answer.verdict is not None and answer.verdict.score >= threshold
+
+
+def _better(candidate: Answer, incumbent: Answer) -> bool:
+    if candidate.verdict is None:
+        return False
+    return incumbent.verdict is None or candidate.verdict.score >= incumbent.verdict.score
+
+
+def _finish(runtime: Runtime, claim: Claim, answer: Answer) -> str | None:
+    now = utcnow()
+    passed = _passes(answer, claim.threshold)
+    target = Status.DONE if passed else Status.NEEDS_REVIEW
+    verdict = answer.verdict
+    if passed:
+        reason = f"QA {verdict.score if verdict else '-'} >= {claim.threshold}"
+    elif verdict is not None:
+        reason = f"QA {verdict.score} below threshold {claim.threshold}"
+    else:
+        reason = answer.qa_problem or "no QA verdict"
+    tokens = answer.completion.tokens_in + answer.completion.tokens_out
+    rule = claim.rule
+    price = pricing.price_cents(
+        unit=rule.unit, rate_micros=rule.rate_micros, min_cents=rule.min_cents,
+        max_cents=rule.max_cents, tokens=tokens, input_text=claim.input_text,
+        client_overrides=claim.client_overrides, task_type=claim.task_type,
+    )
+    with write_session(runtime.sessions) as session:
+        job = change(
+            session, claim.job_id, target, reason=reason, now=now,
+            guard=lambda j: j.lease_token == claim.token,
+            result=answer.completion.text, qa_score=verdict.score if verdict else None,
+            qa_breakdown=verdict.breakdown if verdict else None, qa_threshold=claim.threshold,
+            qa_note=reason if verdict is None else (verdict.reason or None),
+            provider=runtime.provider.name, model=answer.completion.model,
+            answer_path=answer.path, price_cents=price,
+            # Only a job that passed QA is billed; one awaiting review is billed on approval.
+            payment_status="unpaid" if passed else "na",
+            error=None, error_kind=None, finished_at=now, lease_token=None, lease_until=None,
+        )
+        _close_attempt(session, claim, "ok" if passed else "needs_review", now,
+                       discarded=job is None)
+        if job is not None and job.started_at is not None:
+            job.duration_ms = int((now - job.started_at).total_seconds() * 1000)
+    return target.value if job is not None else None
+
+
+def _fail(
+    runtime: Runtime, claim: Claim, message: str, kind: str, *, permanent: bool
+) -> str | None:
+    now = utcnow()
+    settings = runtime.settings
+    exhausted = claim.n >= claim.max_attempts
+    retry_at = None
+    if permanent or exhausted:
+        target = Status.DEAD
+        why = "permanent error" if permanent else f"retries exhausted after {claim.n} attempts"
+        reason = f"{why}: {message}"
+    else:
+        target = Status.FAILED
+        delay = settings.retry_delay_seconds * 2 ** (claim.n - 1)
+        retry_at = now + timedelta(seconds=random.uniform(delay * 0.8, delay * 1.2))
+        reason = f"attempt {claim.n} failed ({kind}), retry at {retry_at:%H:%M:%S}: {message}"
+    with write_session(runtime.sessions) as session:
+        job = change(
+            session, claim.job_id, target, reason=reason, now=now,
+            guard=lambda j: j.lease_token == claim.token,
+            error=message[:2000], error_kind="permanent" if permanent else "transient",
+            retry_at=retry_at, lease_token=None, lease_until=None,
+            finished_at=now if target == Status.DEAD else None,
+        )
+        _close_attempt(session, claim, "failed", now, discarded=job is None, error=message,
+                       error_kind=kind)
+    if job is not None and retry_at is not None:
+        try:
+            runtime.queue.enqueue(claim.job_id, priority=claim.priority, eta=retry_at)
+        except Exception:
+            log.warning("job %s: could not schedule its retry; the sweep will", claim.job_id,
+                        exc_info=True)
+    return target.value if job is not None else None
+
+
+def _close_attempt(
+    session: Any,
+    claim: Claim,
+    status: str,
+    now: datetime,
+    *,
+    discarded: bool,
+    error: str | None = None,
+    error_kind: str | None = None,
+) -> None:
+    attempt = session.get(JobAttempt, claim.attempt_id)
+    attempt.status = "discarded" if discarded else status
+    attempt.finished_at = now
+    attempt.latency_ms = int((time.monotonic() - claim.started) * 1000)
+    if discarded:
+        error = "result discarded: the job was cancelled or its lease passed to another worker"
+    attempt.error = error[:2000] if error else None
+    attempt.error_kind = error_kind

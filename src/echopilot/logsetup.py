@@ -1,0 +1,66 @@
+"""Logging: readable lines on stderr, NDJSON in <home>/logs/<component>.log.
+
+Every NDJSON line has `ts` (UTC ISO 8601), `event`, `level`, `logger` and the event's fields.
+Job inputs and secrets are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+import structlog
+
+_PRE_CHAIN: list[structlog.types.Processor] = [
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+]
+
+
+def setup(home: Path, component: str, level: str = "info", *, console: bool = True) -> Path:
+    """Configure the root logger for this process; return the NDJSON log file's path."""
+    log_dir = home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / f"{component}.log"
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(level.upper())
+
+    file_handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+    file_handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_PRE_CHAIN,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root.addHandler(file_handler)
+    if console:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                foreign_pre_chain=_PRE_CHAIN,
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.dev.ConsoleRenderer(colors=False),
+                ],
+            )
+        )
+        root.addHandler(stream)
+    # Huey logs every task at INFO; that is noise at our level of detail.
+    logging.getLogger("huey").setLevel(max(root.level, logging.WARNING))
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[*_PRE_CHAIN, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+    return path

@@ -1,0 +1,24 @@
+"""Money is integer micro-dollars for costs and integer cents for prices; Decimal at the edges."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+MICROS_PER_USD = 1_000_000
+CENTS_PER_USD = 100
+
+
+def usd_to_micros(amount: Decimal) -> int:
+    return int((amount * MICROS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def micros_to_usd(micros: int) -> Decimal:
+    return (Decimal(micros) / MICROS_PER_USD).quantize(Decimal("0.000001"))
+
+
+def usd_to_cents(amount: Decimal) -> int:
+    return int((amount * CENTS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def cents_to_usd(cents: int) -> Decimal:
+    return (Decimal(cents) / CENTS_PER_USD).quantize(Decimal("0.01"))

@@ -1,0 +1,78 @@
+"""The Huey queue that carries job ids, built from ECHOPILOT_QUEUE_URL.
+
+A message holds a job id and nothing else; the jobs table decides what happens to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from huey import MemoryHuey, PriorityRedisHuey, SqliteHuey
+from huey.api import Huey
+
+from echopilot.config import Settings
+
+RUN_JOB = "echopilot.run_job"
+# Filled in by the worker; an enqueuing process never runs the task body.
+_executor: Callable[[int], None] | None = None
+
+
+def set_executor(executor: Callable[[int], None] | None) -> None:
+    global _executor
+    _executor = executor
+
+
+def _run_job(job_id: int) -> None:
+    if _executor is None:
+        raise RuntimeError("no job executor in this process; start one with `echopilot worker`")
+    _executor(job_id)
+
+
+def build_huey(settings: Settings) -> tuple[Huey, Any]:
+    """The Huey instance for ECHOPILOT_QUEUE_URL and its run-job task wrapper."""
+    url = settings.resolved_queue_url
+    scheme = urlsplit(url).scheme
+    common: dict[str, Any] = {"results": False, "utc": True}
+    huey: Huey
+    if scheme == "sqlite":
+        path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+        if path is None:
+            raise ValueError("ECHOPILOT_QUEUE_URL: sqlite queue URLs look like sqlite:///path")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        huey = SqliteHuey(settings.queue_name, filename=str(path), timeout=30, **common)
+    elif scheme in ("redis", "rediss"):
+        huey = PriorityRedisHuey(settings.queue_name, url=url, **common)
+    elif scheme == "memory":
+        huey = MemoryHuey(settings.queue_name, **common)
+    else:
+        raise ValueError(f"ECHOPILOT_QUEUE_URL: unsupported scheme {scheme!r}")
+    return huey, huey.task(name=RUN_JOB)(_run_job)
+
+
+class JobQueue:
+    """Enqueue job ids and look at what the queue holds."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.huey, wrapper = build_huey(settings)
+        self._task_class = wrapper.task_class
+
+    def enqueue(self, job_id: int, *, priority: int = 0, eta: datetime | None = None) -> None:
+        # Huey in UTC mode wants naive UTC datetimes.
+        naive_eta = eta.astimezone(UTC).replace(tzinfo=None) if eta else None
+        task = self._task_class((job_id,), {}, priority=priority or None, eta=naive_eta)
+        self.huey.enqueue(task)
+
+    def depth(self) -> int:
+        return int(self.huey.pending_count()) + int(self.huey.scheduled_count())
+
+    def job_ids(self, limit: int) -> set[int] | None:
+        """Job ids in the queue (waiting or scheduled), or None when there are more than
+        `limit` messages to read."""
+        if self.depth() > limit:
+            return None
+        tasks = list(self.huey.pending()) + list(self.huey.scheduled())
+        return {int(t.args[0]) for t in tasks if isinstance(t, self._task_class) and t.args}

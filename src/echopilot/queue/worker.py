@@ -1,0 +1,212 @@
+"""`echopilot worker`: a Huey consumer running jobs on threads, plus lease upkeep.
+
+Model calls wait on the network, so one process runs `concurrency` jobs on threads.
+Huey deletes a message when a worker takes it, so the queue is never the record of
+what is running: each running job holds a lease in the database, which a keeper thread
+renews. SIGTERM and SIGINT both drain: no new messages are taken, running jobs get
+ECHOPILOT_WORKER_SHUTDOWN_SECONDS to finish, and those still running are handed back
+(processing -> queued, re-enqueued) before the process exits. A worker killed outright
+leaves leases that expire; the recovery sweep of any worker then re-enqueues the jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from datetime import timedelta
+
+from huey.consumer import Consumer, ConsumerStopped
+from sqlalchemy import delete, func, select, update
+
+from echopilot.clock import utcnow
+from echopilot.db.engine import read_session, write_session
+from echopilot.db.models import Job, JobAttempt, WorkerHeartbeat
+from echopilot.jobs import pipeline
+from echopilot.jobs.status import Status, change
+from echopilot.queue.app import set_executor
+from echopilot.queue.recovery import runnable_filter, sweep
+from echopilot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+IDLE_CHECK_SECONDS = 0.25
+
+
+class LeaseKeeper:
+    """Holds the leases of this process's running jobs and renews them in one statement."""
+
+    def __init__(self, runtime: Runtime, concurrency: int) -> None:
+        self.runtime = runtime
+        self.concurrency = concurrency
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.renew_every = max(1.0, min(runtime.settings.lease_seconds / 3, 15.0))
+        self._next_sweep = time.monotonic() + runtime.settings.sweep_interval_seconds
+
+    def hold(self, token: str, job_id: int) -> None:
+        with self._lock:
+            self._held[token] = job_id
+
+    def release(self, token: str) -> None:
+        with self._lock:
+            self._held.pop(token, None)
+
+    def held(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._held)
+
+    def start(self) -> None:
+        self._beat()
+        self._thread = threading.Thread(target=self._loop, name="lease-keeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with write_session(self.runtime.sessions) as session:
+            session.execute(
+                delete(WorkerHeartbeat).where(WorkerHeartbeat.worker == self.runtime.identity)
+            )
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.renew_every):
+            try:
+                self.renew()
+                self._beat()
+                if time.monotonic() >= self._next_sweep:
+                    self._next_sweep = (
+                        time.monotonic() + self.runtime.settings.sweep_interval_seconds
+                    )
+                    sweep(self.runtime)
+            except Exception:  # the keeper must outlive a database hiccup
+                log.exception("lease keeper round failed; trying again")
+
+    def renew(self) -> None:
+        tokens = list(self.held())
+        if not tokens:
+            return
+        until = utcnow() + timedelta(seconds=self.runtime.settings.lease_seconds)
+        with write_session(self.runtime.sessions) as session:
+            session.execute(
+                update(Job)
+                .where(Job.lease_token.in_(tokens), Job.status == Status.PROCESSING)
+                .values(lease_until=until)
+            )
+
+    def _beat(self) -> None:
+        now = utcnow()
+        with write_session(self.runtime.sessions) as session:
+            row = session.get(WorkerHeartbeat, self.runtime.identity)
+            if row is None:
+                row = WorkerHeartbeat(worker=self.runtime.identity, started_at=now,
+                                      concurrency=self.concurrency)
+                session.add(row)
+            row.heartbeat_at = now
+            row.in_flight = len(self._held)
+
+
+class _Consumer(Consumer):  # type: ignore[misc]
+    """Huey's consumer with SIGINT made as graceful as SIGTERM."""
+
+    def __init__(self, runtime: Runtime, concurrency: int, shutdown_seconds: float) -> None:
+        super().__init__(
+            runtime.queue.huey,
+            workers=concurrency,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=0.05,
+            backoff=1.2,
+            max_delay=1.0,
+            scheduler_interval=1,
+            shutdown_timeout=shutdown_seconds,
+            graceful_signal="TERM",
+        )
+        # Map the other signal to a graceful stop too (restart=False, graceful=True).
+        self._signal_actions[signal.SIGINT] = (False, True)
+
+
+def hand_back(runtime: Runtime, token: str, job_id: int) -> bool:
+    """Return a job this worker could not finish to the queue; its attempt is not held
+    against it."""
+    now = utcnow()
+    with write_session(runtime.sessions) as session:
+        job = change(
+            session, job_id, Status.QUEUED, reason="handed back at worker shutdown", now=now,
+            guard=lambda j: j.lease_token == token,
+            lease_token=None, lease_until=None, enqueued_at=now,
+        )
+        if job is None:
+            return False
+        job.max_attempts += 1
+        session.execute(
+            update(JobAttempt)
+            .where(JobAttempt.job_id == job_id, JobAttempt.n == job.attempts,
+                   JobAttempt.status == "running")
+            .values(status="handed_back", finished_at=now,
+                    error="worker shut down before the attempt finished")
+        )
+        priority = job.priority
+    runtime.queue.enqueue(job_id, priority=priority)
+    return True
+
+
+def run_worker(runtime: Runtime, *, concurrency: int | None = None, burst: bool = False) -> int:
+    """Run until a signal (or, with `burst`, until no job is runnable); return an exit code."""
+    settings = runtime.settings
+    concurrency = concurrency or settings.worker_concurrency
+    keeper = LeaseKeeper(runtime, concurrency)
+    set_executor(lambda job_id: _execute(runtime, keeper, job_id))
+    start = sweep(runtime, orphan_min_age=timedelta(0))
+    log.info("worker %s starting with concurrency %s (%s); start-up sweep: %s",
+             runtime.identity, concurrency, runtime.provider.name, start.as_dict())
+    keeper.start()
+    consumer = _Consumer(runtime, concurrency, settings.worker_shutdown_seconds)
+    consumer.start()
+    try:
+        _main_loop(runtime, consumer, keeper, burst)
+    finally:
+        for token, job_id in keeper.held().items():
+            if hand_back(runtime, token, job_id):
+                log.warning("job %s handed back to the queue at shutdown", job_id)
+        keeper.stop()
+        set_executor(None)
+    log.info("worker %s stopped", runtime.identity)
+    return 0
+
+
+def _execute(runtime: Runtime, keeper: LeaseKeeper, job_id: int) -> None:
+    pipeline.process(runtime, int(job_id), leases=keeper)
+
+
+def _main_loop(runtime: Runtime, consumer: _Consumer, keeper: LeaseKeeper, burst: bool) -> None:
+    health = time.monotonic()
+    next_idle_check = time.monotonic() + IDLE_CHECK_SECONDS
+    while True:
+        try:
+            health = consumer.loop(health)
+        except ConsumerStopped:
+            return
+        if burst and time.monotonic() >= next_idle_check:
+            next_idle_check = time.monotonic() + IDLE_CHECK_SECONDS
+            if _idle(runtime, keeper):
+                consumer.stop(graceful=True)
+                return
+
+
+def _idle(runtime: Runtime, keeper: LeaseKeeper) -> bool:
+    """True when nothing is running here, nothing waits in the queue and no job is runnable."""
+    if keeper.held() or runtime.queue.huey.pending_count():
+        return False
+    now = utcnow()
+    with read_session(runtime.sessions) as session:
+        runnable = session.scalar(select(func.count()).select_from(Job).where(runnable_filter(now)))
+    if not runnable:
+        return True
+    # Runnable jobs with nothing queued: stuck or orphaned. Recover them and keep going.
+    sweep(runtime, now=now, orphan_min_age=timedelta(0))
+    return False
