@@ -55,8 +55,12 @@ class SeedResult:
     days: int
 
     def as_dict(self) -> dict[str, int]:
-        return {"clients": self.clients, "jobs": self.jobs, "attempts": self.attempts,
-                "days": self.days}
+        return {
+            "clients": self.clients,
+            "jobs": self.jobs,
+            "attempts": self.attempts,
+            "days": self.days,
+        }
 
 
 def reset(runtime: Runtime, *, actor: str = "cli") -> dict[str, int]:
@@ -69,18 +73,18 @@ def reset(runtime: Runtime, *, actor: str = "cli") -> dict[str, int]:
 
 def _delete_demo_rows(session: Session) -> dict[str, int]:
     demo_jobs = select(Job.id).where(Job.is_demo)
-    counts = {
-        "events": session.execute(delete(JobEvent).where(JobEvent.job_id.in_(demo_jobs))).rowcount,
-        "attempts": session.execute(
-            delete(JobAttempt).where(JobAttempt.job_id.in_(demo_jobs))
-        ).rowcount,
-        "jobs": session.execute(delete(Job).where(Job.is_demo)).rowcount,
-    }
     in_use = select(Job.client_id).where(Job.client_id.is_not(None))
-    counts["clients"] = session.execute(
-        delete(Client).where(Client.is_demo, Client.id.not_in(in_use))
-    ).rowcount
-    return counts
+    statements = {
+        "events": delete(JobEvent).where(JobEvent.job_id.in_(demo_jobs)),
+        "attempts": delete(JobAttempt).where(JobAttempt.job_id.in_(demo_jobs)),
+        "jobs": delete(Job).where(Job.is_demo),
+        "clients": delete(Client).where(Client.is_demo, Client.id.not_in(in_use)),
+    }
+    return {name: _rowcount(session.execute(stmt)) for name, stmt in statements.items()}
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount)
 
 
 def seed(
@@ -107,11 +111,14 @@ def seed(
         rules = {r.task_type: r for r in session.scalars(select(PriceRule))}
         clients = _seed_clients(session, now, days)
     for day_index in range(days, 0, -1):
-        day_start = (now - timedelta(days=day_index)).replace(hour=0, minute=0, second=0,
-                                                               microsecond=0)
+        day_start = (now - timedelta(days=day_index)).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
         count = max(1, int(rng.gauss(jobs_per_day, jobs_per_day * 0.2)))
-        jobs = [_fake_job(rng, day_start, day_index, clients, rules, overrides, now)
-                for _ in range(count)]
+        jobs = [
+            _fake_job(rng, day_start, day_index, clients, rules, overrides, now)
+            for _ in range(count)
+        ]
         jobs = [j for j in jobs if j["created_at"] < now]
         jobs.sort(key=lambda j: j["created_at"])
         total_attempts += _insert_day(runtime, jobs)
@@ -119,8 +126,9 @@ def seed(
         if progress:
             progress(days - day_index + 1, days)
     with write_session(runtime.sessions) as session:
-        result = SeedResult(clients=len(clients), jobs=total_jobs, attempts=total_attempts,
-                            days=days)
+        result = SeedResult(
+            clients=len(clients), jobs=total_jobs, attempts=total_attempts, days=days
+        )
         audit.record(session, actor=actor, action="demo.seed", details=result.as_dict())
     return result
 
@@ -169,8 +177,15 @@ def _fake_job(
     duration_ms = int(rng.uniform(4_000, 45_000) * (1.8 if dip else 1.0))
     final = {"done": "ok", "needs_review": "needs_review"}.get(status, "failed")
     calls = [
-        _attempt(rng, n, final if n == attempts else "failed", tokens_in, tokens_out, created,
-                 duration_ms)
+        _attempt(
+            rng,
+            n,
+            final if n == attempts else "failed",
+            tokens_in,
+            tokens_out,
+            created,
+            duration_ms,
+        )
         for n in range(1, attempts + 1)
     ]
     cost = sum(a["cost_micros"] for a in calls)
@@ -179,9 +194,13 @@ def _fake_job(
     if status in ("done", "needs_review"):
         rule = rules[task_type]
         price = pricing.price_cents(
-            unit=rule.unit, rate_micros=rule.rate_micros, min_cents=rule.min_cents,
-            max_cents=rule.max_cents, tokens=tokens_in + tokens_out,
-            input_text="word " * words, task_type=task_type,
+            unit=rule.unit,
+            rate_micros=rule.rate_micros,
+            min_cents=rule.min_cents,
+            max_cents=rule.max_cents,
+            tokens=tokens_in + tokens_out,
+            input_text="word " * words,
+            task_type=task_type,
         )
         if status == "done":
             tail = days_ago <= UNPAID_TAIL_DAYS
@@ -189,10 +208,12 @@ def _fake_job(
     finished = created + timedelta(milliseconds=duration_ms * attempts)
     error = None
     if status == "dead":
-        error = rng.choice([
-            "model server answered 400: context length exceeded",
-            "retries exhausted after 3 attempts: model call timed out",
-        ])
+        error = rng.choice(
+            [
+                "model server answered 400: context length exceeded",
+                "retries exhausted after 3 attempts: model call timed out",
+            ]
+        )
     return {
         "row": {
             "name": f"{task_type.replace('_', ' ')} for client {client_id}",
@@ -219,8 +240,9 @@ def _fake_job(
             "payment_status": payment,
             "result": "[demo result]" if price is not None else None,
             "error": error,
-            "error_kind": "permanent" if error and "400" in error else (
-                "transient" if error else None),
+            "error_kind": "permanent"
+            if error and "400" in error
+            else ("transient" if error else None),
             "created_at": created,
             "started_at": created if attempts else None,
             "finished_at": min(finished, now),
@@ -282,11 +304,26 @@ def _insert_day(runtime: Runtime, jobs: list[dict[str, Any]]) -> int:
                 row = job["row"]
                 for a in job["attempts"]:
                     attempt_rows.append({**a, "job_id": job_id})
-                events.append({"job_id": job_id, "from_status": None, "to_status": "queued",
-                               "attempt": 0, "reason": "demo", "at": row["created_at"]})
-                events.append({"job_id": job_id, "from_status": "processing",
-                               "to_status": row["status"], "attempt": row["attempts"],
-                               "reason": "demo", "at": row["finished_at"]})
+                events.append(
+                    {
+                        "job_id": job_id,
+                        "from_status": None,
+                        "to_status": "queued",
+                        "attempt": 0,
+                        "reason": "demo",
+                        "at": row["created_at"],
+                    }
+                )
+                events.append(
+                    {
+                        "job_id": job_id,
+                        "from_status": "processing",
+                        "to_status": row["status"],
+                        "attempt": row["attempts"],
+                        "reason": "demo",
+                        "at": row["finished_at"],
+                    }
+                )
             session.execute(insert(JobAttempt), attempt_rows)
             session.execute(insert(JobEvent), events)
             attempts += len(attempt_rows)

@@ -1,4 +1,7 @@
-"""Any OpenAI-compatible server through the official SDK (OpenAI, Azure, Ollama, vLLM, llama.cpp)."""
+"""Any OpenAI-compatible server through the official SDK.
+
+OpenAI, Azure OpenAI, Ollama, vLLM and llama.cpp servers all speak this API.
+"""
 
 from __future__ import annotations
 

@@ -24,8 +24,9 @@ JsonOption = typer.Option(False, "--json", help="Print the result as JSON.")
 
 
 @contextmanager
-def runtime(component: str = "cli", *, migrate: bool = True, pool_size: int = 10,
-            console_logs: bool = False) -> Iterator[Runtime]:
+def runtime(
+    component: str = "cli", *, migrate: bool = True, pool_size: int = 10, console_logs: bool = False
+) -> Iterator[Runtime]:
     settings = load_settings()
     logsetup.setup(settings.home, component, settings.log_level, console=console_logs)
     rt = Runtime(settings, pool_size=pool_size)

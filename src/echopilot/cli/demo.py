@@ -30,12 +30,20 @@ def seed(
             with Progress(console=console, transient=True) as bar:
                 task = bar.add_task("seeding demo history", total=days)
                 result = demo.seed(
-                    rt, days=days, jobs_per_day=jobs_per_day, random_seed=random_seed,
+                    rt,
+                    days=days,
+                    jobs_per_day=jobs_per_day,
+                    random_seed=random_seed,
                     progress=lambda done, total: bar.update(task, completed=done),
                 )
-    output(result.as_dict(), as_json, lambda d: console.print(
-        f"demo history loaded: {d['jobs']} jobs over {d['days']} days for {d['clients']} "
-        f"clients ({d['attempts']} attempts). Remove with: echopilot demo reset"))
+    output(
+        result.as_dict(),
+        as_json,
+        lambda d: console.print(
+            f"demo history loaded: {d['jobs']} jobs over {d['days']} days for {d['clients']} "
+            f"clients ({d['attempts']} attempts). Remove with: echopilot demo reset"
+        ),
+    )
 
 
 @app.command()
@@ -43,5 +51,10 @@ def reset(as_json: bool = JsonOption) -> None:
     """Remove every demo row."""
     with runtime() as rt:
         counts = demo.reset(rt)
-    output(counts, as_json, lambda c: console.print(
-        f"removed {c['jobs']} demo jobs, {c['attempts']} attempts and {c['clients']} clients"))
+    output(
+        counts,
+        as_json,
+        lambda c: console.print(
+            f"removed {c['jobs']} demo jobs, {c['attempts']} attempts and {c['clients']} clients"
+        ),
+    )

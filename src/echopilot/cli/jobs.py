@@ -35,8 +35,13 @@ def submit(
     """Submit a job; prints the new job with its id."""
     text = _read_input(input_text, input_file)
     request = intake.JobRequest(
-        name=name, task_type=task_type, input=text, client_email=client,
-        qa_target=qa_target, priority=priority, source="cli",
+        name=name,
+        task_type=task_type,
+        input=text,
+        client_email=client,
+        qa_target=qa_target,
+        priority=priority,
+        source="cli",
     )
     with runtime() as rt:
         job = intake.submit(rt, request, actor=ACTOR)
@@ -47,7 +52,9 @@ def submit(
 
 @app.command("list")
 def list_jobs(
-    status: Annotated[str | None, typer.Option("--status", help="Only jobs in this status.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only jobs in this status.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many (1-500).")] = 20,
     before: Annotated[
         int | None, typer.Option("--before", help="Continue after this job id.")
@@ -61,7 +68,9 @@ def list_jobs(
 
 
 @app.command()
-def show(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: bool = JsonOption) -> None:
+def show(
+    job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: bool = JsonOption
+) -> None:
     """Show one job with its attempt log and result."""
     with runtime() as rt, read_session(rt.sessions) as session:
         data = views.show(session, job_id)
@@ -69,7 +78,9 @@ def show(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: bool =
 
 
 @app.command()
-def retry(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: bool = JsonOption) -> None:
+def retry(
+    job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: bool = JsonOption
+) -> None:
     """Queue a failed, dead, cancelled or needs-review job again."""
     with runtime() as rt:
         intake.retry(rt, job_id, actor=ACTOR)
@@ -79,7 +90,9 @@ def retry(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: bool 
 
 
 @app.command()
-def cancel(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: bool = JsonOption) -> None:
+def cancel(
+    job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: bool = JsonOption
+) -> None:
     """Cancel a job that has not finished."""
     with runtime() as rt:
         intake.cancel(rt, job_id, actor=ACTOR)
@@ -108,9 +121,25 @@ def _brief(data: dict[str, Any]) -> dict[str, Any]:
 
 def _print_job(job: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
-    for key in ("id", "name", "task_type", "status", "provider", "model", "attempts",
-                "qa_score", "qa_threshold", "tokens_in", "tokens_out", "cost_usd", "price_usd",
-                "payment_status", "created_at", "finished_at", "error"):
+    for key in (
+        "id",
+        "name",
+        "task_type",
+        "status",
+        "provider",
+        "model",
+        "attempts",
+        "qa_score",
+        "qa_threshold",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+        "price_usd",
+        "payment_status",
+        "created_at",
+        "finished_at",
+        "error",
+    ):
         value = job.get(key)
         if key == "cost_usd" and value is None and job.get("unpriced_models"):
             value = f"unknown (no price for {', '.join(job['unpriced_models'])})"
@@ -124,9 +153,20 @@ def _print_job(job: dict[str, Any]) -> None:
         for col in ("n", "status", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "error"):
             log.add_column(col)
         for a in attempts:
-            log.add_row(*("" if a[c] is None else str(a[c]) for c in
-                          ("n", "status", "tokens_in", "tokens_out", "cost_usd", "latency_ms",
-                           "error")))
+            log.add_row(
+                *(
+                    "" if a[c] is None else str(a[c])
+                    for c in (
+                        "n",
+                        "status",
+                        "tokens_in",
+                        "tokens_out",
+                        "cost_usd",
+                        "latency_ms",
+                        "error",
+                    )
+                )
+            )
         console.print(log)
     if job.get("result"):
         console.rule("result")
@@ -139,9 +179,15 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         table.add_column(col)
     for r in rows:
         table.add_row(
-            str(r["id"]), r["name"], r["task_type"], r["status"], str(r["attempts"]),
+            str(r["id"]),
+            r["name"],
+            r["task_type"],
+            r["status"],
+            str(r["attempts"]),
             "" if r["qa_score"] is None else f"{r['qa_score']:.1f}",
-            r["cost_usd"] or "unknown", r["price_usd"] or "", r["payment_status"],
+            r["cost_usd"] or "unknown",
+            r["price_usd"] or "",
+            r["payment_status"],
             (r["created_at"] or "")[:19],
         )
     console.print(table)

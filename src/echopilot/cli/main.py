@@ -43,12 +43,14 @@ app.add_typer(config_app, name="config")
 def worker(
     concurrency: Annotated[
         int | None,
-        typer.Option("--concurrency", min=1, max=512,
-                     help="Jobs run at once (default ECHOPILOT_WORKER_CONCURRENCY)."),
+        typer.Option(
+            "--concurrency",
+            min=1,
+            max=512,
+            help="Jobs run at once (default ECHOPILOT_WORKER_CONCURRENCY).",
+        ),
     ] = None,
-    burst: Annotated[
-        bool, typer.Option("--burst", help="Exit 0 once no job is runnable.")
-    ] = False,
+    burst: Annotated[bool, typer.Option("--burst", help="Exit 0 once no job is runnable.")] = False,
 ) -> None:
     """Run jobs from the queue until SIGTERM/SIGINT (graceful: running jobs finish or go back)."""
     threads = concurrency or load_settings().worker_concurrency
@@ -71,7 +73,9 @@ def db_upgrade() -> None:
 @config_app.command("show")
 def config_show(
     as_json: bool = JsonOption,
-    brief: Annotated[bool, typer.Option("--brief", help="Only provider, database and queue.")] = False,
+    brief: Annotated[
+        bool, typer.Option("--brief", help="Only provider, database and queue.")
+    ] = False,
 ) -> None:
     """Show the settings in effect (secrets masked)."""
     settings = load_settings()
@@ -90,8 +94,10 @@ def config_show(
         provider = eff["provider"]
         if provider == "offline":
             provider = "offline (no model configured: deterministic text, heuristic QA)"
-        console.print(f"AI provider: {provider}\ndatabase:    {eff['database']}\n"
-                      f"queue:       {eff['queue']}", highlight=False)
+        console.print(
+            f"AI provider: {provider}\ndatabase:    {eff['database']}\nqueue:       {eff['queue']}",
+            highlight=False,
+        )
         return
     output(data, as_json, _print_settings)
 

@@ -67,7 +67,9 @@ def validate(request: JobRequest, *, max_input_chars: int) -> None:
 
 
 def task_type_names(session: Session) -> list[str]:
-    return list(session.scalars(select(TaskType.name).where(TaskType.active).order_by(TaskType.name)))
+    return list(
+        session.scalars(select(TaskType.name).where(TaskType.active).order_by(TaskType.name))
+    )
 
 
 def submit(
@@ -101,8 +103,14 @@ def submit(
         session.add(job)
         session.flush()
         record_created(session, job, f"submitted via {request.source}")
-        audit.record(session, actor=actor, action="job.submit", target=f"job:{job.id}", now=now,
-                     details={"task_type": job.task_type, "source": job.source})
+        audit.record(
+            session,
+            actor=actor,
+            action="job.submit",
+            target=f"job:{job.id}",
+            now=now,
+            details={"task_type": job.task_type, "source": job.source},
+        )
     _enqueue(runtime, job.id, job.priority)
     return job
 
@@ -121,9 +129,17 @@ def retry(runtime: Runtime, job_id: int, *, actor: str, now: datetime | None = N
                 f"job {job_id} is {current.status}; only {allowed} jobs can be retried"
             )
         job = change(
-            session, job_id, Status.QUEUED, reason=f"manual retry by {actor}", now=now,
+            session,
+            job_id,
+            Status.QUEUED,
+            reason=f"manual retry by {actor}",
+            now=now,
             max_attempts=current.attempts + runtime.settings.max_attempts,
-            retry_at=None, error=None, error_kind=None, finished_at=None, enqueued_at=now,
+            retry_at=None,
+            error=None,
+            error_kind=None,
+            finished_at=None,
+            enqueued_at=now,
         )
         if job is None:  # the status moved under us
             raise ConflictError(f"job {job_id} changed while retrying; try again")
@@ -140,8 +156,15 @@ def cancel(runtime: Runtime, job_id: int, *, actor: str, now: datetime | None = 
         if current is None:
             raise NotFoundError("job", job_id)
         job = change(
-            session, job_id, Status.CANCELLED, reason=f"cancelled by {actor}", now=now,
-            finished_at=now, lease_token=None, lease_until=None, retry_at=None,
+            session,
+            job_id,
+            Status.CANCELLED,
+            reason=f"cancelled by {actor}",
+            now=now,
+            finished_at=now,
+            lease_token=None,
+            lease_until=None,
+            retry_at=None,
         )
         if job is None:
             raise ConflictError(f"job {job_id} is {current.status} and can no longer be cancelled")
@@ -164,5 +187,6 @@ def _enqueue(runtime: Runtime, job_id: int, priority: int) -> None:
         runtime.queue.enqueue(job_id, priority=priority)
     except Exception:
         # The job is safely queued in the database; the recovery sweep will enqueue it.
-        log.warning("enqueue of job %s failed; the recovery sweep will retry", job_id,
-                    exc_info=True)
+        log.warning(
+            "enqueue of job %s failed; the recovery sweep will retry", job_id, exc_info=True
+        )

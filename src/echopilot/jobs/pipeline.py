@@ -114,10 +114,17 @@ def claim_job(runtime: Runtime, job_id: int, now: datetime | None = None) -> Cla
         token = uuid.uuid4().hex
         n = job.attempts + 1
         change(
-            session, job, Status.PROCESSING, reason=f"claimed by {runtime.identity}", now=now,
-            attempts=n, lease_token=token, lease_owner=runtime.identity,
+            session,
+            job,
+            Status.PROCESSING,
+            reason=f"claimed by {runtime.identity}",
+            now=now,
+            attempts=n,
+            lease_token=token,
+            lease_owner=runtime.identity,
             lease_until=now + timedelta(seconds=settings.lease_seconds),
-            started_at=job.started_at or now, retry_at=None,
+            started_at=job.started_at or now,
+            retry_at=None,
         )
         attempt = JobAttempt(job_id=job.id, n=n, worker=runtime.identity, started_at=now)
         session.add(attempt)
@@ -126,17 +133,26 @@ def claim_job(runtime: Runtime, job_id: int, now: datetime | None = None) -> Cla
         assert task_type is not None and rule is not None, "task types keep their price rule"
         overrides: dict[str, Any] = {}
         if job.client_id is not None:
-            overrides = session.scalar(
-                select(Client.rate_overrides).where(Client.id == job.client_id)
-            ) or {}
+            overrides = (
+                session.scalar(select(Client.rate_overrides).where(Client.id == job.client_id))
+                or {}
+            )
         session.flush()
         return Claim(
-            job_id=job.id, n=n, max_attempts=job.max_attempts, token=token,
-            attempt_id=attempt.id, task_type=job.task_type,
-            instructions=task_type.instructions, input_text=job.input, priority=job.priority,
-            threshold=effective_threshold(job.qa_target, task_type.qa_threshold,
-                                          settings.qa_threshold),
-            rule=rule, client_overrides=overrides,
+            job_id=job.id,
+            n=n,
+            max_attempts=job.max_attempts,
+            token=token,
+            attempt_id=attempt.id,
+            task_type=job.task_type,
+            instructions=task_type.instructions,
+            input_text=job.input,
+            priority=job.priority,
+            threshold=effective_threshold(
+                job.qa_target, task_type.qa_threshold, settings.qa_threshold
+            ),
+            rule=rule,
+            client_overrides=overrides,
         )
 
 
@@ -159,16 +175,26 @@ class _Attempt:
 
     def call(self, purpose: str, model: str, prompt: str, system: str, **extra: Any) -> Completion:
         request = ModelRequest(
-            purpose="qa" if purpose == "qa" else "task", model=model, system=system,
-            prompt=prompt, max_tokens=QA_MAX_TOKENS if purpose == "qa" else TASK_MAX_TOKENS,
-            task_type=self.claim.task_type, input_text=self.claim.input_text, **extra,
+            purpose="qa" if purpose == "qa" else "task",
+            model=model,
+            system=system,
+            prompt=prompt,
+            max_tokens=QA_MAX_TOKENS if purpose == "qa" else TASK_MAX_TOKENS,
+            task_type=self.claim.task_type,
+            input_text=self.claim.input_text,
+            **extra,
         )
         provider = self.runtime.provider
         completion = with_retries(
-            lambda: provider.complete(request), self.policy,
+            lambda: provider.complete(request),
+            self.policy,
             on_retry=lambda err, wait: log.info(
-                "job %s: %s call failed (%s), retrying in %.1fs", self.claim.job_id, purpose,
-                err, wait),
+                "job %s: %s call failed (%s), retrying in %.1fs",
+                self.claim.job_id,
+                purpose,
+                err,
+                wait,
+            ),
         )
         self._record(purpose, completion)
         return completion
@@ -177,12 +203,17 @@ class _Attempt:
         cost = None
         if completion.usage_reported:
             cost = costing.call_cost_micros(
-                completion.model, completion.tokens_in, completion.tokens_out,
+                completion.model,
+                completion.tokens_in,
+                completion.tokens_out,
                 self.runtime.settings.price_overrides,
             )
         entry = {
-            "stage": stage, "model": completion.model, "tokens_in": completion.tokens_in,
-            "tokens_out": completion.tokens_out, "cost_micros": cost,
+            "stage": stage,
+            "model": completion.model,
+            "tokens_in": completion.tokens_in,
+            "tokens_out": completion.tokens_out,
+            "cost_micros": cost,
             "latency_ms": completion.latency_ms,
         }
         self.calls.append(entry)
@@ -220,13 +251,16 @@ def _run(runtime: Runtime, claim: Claim) -> str | None:
 def _answer(attempt: _Attempt, model: str, qa_model: str, path: str) -> Answer:
     claim = attempt.claim
     prompt = f"{claim.instructions}\n\n{claim.input_text}"
-    completion = attempt.call("task" if path == "primary" else "escalation", model, prompt,
-                              system=claim.instructions)
+    completion = attempt.call(
+        "task" if path == "primary" else "escalation", model, prompt, system=claim.instructions
+    )
     problem = "the model returned an empty answer"
     if completion.text.strip():
         for _ in range(QA_TRIES):
             reply = attempt.call(
-                "qa", qa_model, qa_prompt(claim.instructions, claim.input_text, completion.text),
+                "qa",
+                qa_model,
+                qa_prompt(claim.instructions, claim.input_text, completion.text),
                 system=QA_SYSTEM,
                 answer_text=completion.text,
             )
@@ -261,25 +295,43 @@ def _finish(runtime: Runtime, claim: Claim, answer: Answer) -> str | None:
     tokens = answer.completion.tokens_in + answer.completion.tokens_out
     rule = claim.rule
     price = pricing.price_cents(
-        unit=rule.unit, rate_micros=rule.rate_micros, min_cents=rule.min_cents,
-        max_cents=rule.max_cents, tokens=tokens, input_text=claim.input_text,
-        client_overrides=claim.client_overrides, task_type=claim.task_type,
+        unit=rule.unit,
+        rate_micros=rule.rate_micros,
+        min_cents=rule.min_cents,
+        max_cents=rule.max_cents,
+        tokens=tokens,
+        input_text=claim.input_text,
+        client_overrides=claim.client_overrides,
+        task_type=claim.task_type,
     )
     with write_session(runtime.sessions) as session:
         job = change(
-            session, claim.job_id, target, reason=reason, now=now,
+            session,
+            claim.job_id,
+            target,
+            reason=reason,
+            now=now,
             guard=lambda j: j.lease_token == claim.token,
-            result=answer.completion.text, qa_score=verdict.score if verdict else None,
-            qa_breakdown=verdict.breakdown if verdict else None, qa_threshold=claim.threshold,
+            result=answer.completion.text,
+            qa_score=verdict.score if verdict else None,
+            qa_breakdown=verdict.breakdown if verdict else None,
+            qa_threshold=claim.threshold,
             qa_note=reason if verdict is None else (verdict.reason or None),
-            provider=runtime.provider.name, model=answer.completion.model,
-            answer_path=answer.path, price_cents=price,
+            provider=runtime.provider.name,
+            model=answer.completion.model,
+            answer_path=answer.path,
+            price_cents=price,
             # Only a job that passed QA is billed; one awaiting review is billed on approval.
             payment_status="unpaid" if passed else "na",
-            error=None, error_kind=None, finished_at=now, lease_token=None, lease_until=None,
+            error=None,
+            error_kind=None,
+            finished_at=now,
+            lease_token=None,
+            lease_until=None,
         )
-        _close_attempt(session, claim, "ok" if passed else "needs_review", now,
-                       discarded=job is None)
+        _close_attempt(
+            session, claim, "ok" if passed else "needs_review", now, discarded=job is None
+        )
         if job is not None and job.started_at is not None:
             job.duration_ms = int((now - job.started_at).total_seconds() * 1000)
     return target.value if job is not None else None
@@ -303,20 +355,29 @@ def _fail(
         reason = f"attempt {claim.n} failed ({kind}), retry at {retry_at:%H:%M:%S}: {message}"
     with write_session(runtime.sessions) as session:
         job = change(
-            session, claim.job_id, target, reason=reason, now=now,
+            session,
+            claim.job_id,
+            target,
+            reason=reason,
+            now=now,
             guard=lambda j: j.lease_token == claim.token,
-            error=message[:2000], error_kind="permanent" if permanent else "transient",
-            retry_at=retry_at, lease_token=None, lease_until=None,
+            error=message[:2000],
+            error_kind="permanent" if permanent else "transient",
+            retry_at=retry_at,
+            lease_token=None,
+            lease_until=None,
             finished_at=now if target == Status.DEAD else None,
         )
-        _close_attempt(session, claim, "failed", now, discarded=job is None, error=message,
-                       error_kind=kind)
+        _close_attempt(
+            session, claim, "failed", now, discarded=job is None, error=message, error_kind=kind
+        )
     if job is not None and retry_at is not None:
         try:
             runtime.queue.enqueue(claim.job_id, priority=claim.priority, eta=retry_at)
         except Exception:
-            log.warning("job %s: could not schedule its retry; the sweep will", claim.job_id,
-                        exc_info=True)
+            log.warning(
+                "job %s: could not schedule its retry; the sweep will", claim.job_id, exc_info=True
+            )
     return target.value if job is not None else None
 
 

@@ -40,7 +40,7 @@ def qa_prompt(instructions: str, input_text: str, answer: str) -> str:
 
 
 def parse_score(reply: str) -> QAResult:
-    """Read the judge's reply; raise InvalidScore when any rubric item is missing or out of range."""
+    """Read the judge's reply; raise InvalidScore if a rubric item is missing or out of range."""
     match = _JSON_OBJECT.search(reply or "")
     if not match:
         raise InvalidScore(f"no JSON object in the judge's reply: {_excerpt(reply)}")

@@ -54,9 +54,10 @@ def can_move(current: str, target: Status) -> bool:
 def lock_job(session: Session, job_id: int) -> Job | None:
     """Load a job for update (a row lock on PostgreSQL; SQLite's write lock covers it)."""
     return session.scalars(
-        select(Job).where(Job.id == job_id).with_for_update().execution_options(
-            populate_existing=True
-        )
+        select(Job)
+        .where(Job.id == job_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).one_or_none()
 
 
@@ -102,6 +103,7 @@ def change(
 
 def record_created(session: Session, job: Job, reason: str) -> None:
     session.add(
-        JobEvent(job_id=job.id, from_status=None, to_status=job.status, reason=reason,
-                 at=job.created_at)
+        JobEvent(
+            job_id=job.id, from_status=None, to_status=job.status, reason=reason, at=job.created_at
+        )
     )

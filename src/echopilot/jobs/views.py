@@ -79,9 +79,9 @@ def attempt_dict(attempt: JobAttempt) -> dict[str, Any]:
 def show(session: Session, job_id: int) -> dict[str, Any]:
     """The job object with its `attempt_log` and `result`; NotFoundError if there is none."""
     row = session.execute(
-        select(Job, Client.email).outerjoin(Client, Client.id == Job.client_id).where(
-            Job.id == job_id
-        )
+        select(Job, Client.email)
+        .outerjoin(Client, Client.id == Job.client_id)
+        .where(Job.id == job_id)
     ).one_or_none()
     if row is None:
         raise NotFoundError("job", job_id)

@@ -10,10 +10,11 @@ job that is not runnable does nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session, write_session
@@ -44,7 +45,7 @@ class SweepResult:
         }
 
 
-def runnable_filter(now: datetime) -> object:
+def runnable_filter(now: datetime) -> ColumnElement[bool]:
     """Jobs a worker could claim now, or that a dead worker holds."""
     return or_(
         Job.status == Status.QUEUED,
@@ -91,17 +92,24 @@ def _recover_stuck(runtime: Runtime, now: datetime, result: SweepResult) -> None
             target = Status.DEAD if exhausted else Status.QUEUED
             message = f"worker {owner} stopped renewing its lease (attempt {n} lost)"
             change(
-                session, job, target, reason=message, now=now,
-                guard=lambda j, t=lost_token: j.lease_token == t,
-                lease_token=None, lease_until=None, enqueued_at=now,
+                session,
+                job,
+                target,
+                reason=message,
+                now=now,
+                guard=_holds(lost_token),
+                lease_token=None,
+                lease_until=None,
+                enqueued_at=now,
                 error=message if exhausted else job.error,
                 error_kind="transient" if exhausted else job.error_kind,
                 finished_at=now if exhausted else None,
             )
             session.execute(
                 update(JobAttempt)
-                .where(JobAttempt.job_id == job_id, JobAttempt.n == n,
-                       JobAttempt.status == "running")
+                .where(
+                    JobAttempt.job_id == job_id, JobAttempt.n == n, JobAttempt.status == "running"
+                )
                 .values(status="lost", finished_at=now, error=message, error_kind="transient")
             )
             priority = job.priority
@@ -110,6 +118,10 @@ def _recover_stuck(runtime: Runtime, now: datetime, result: SweepResult) -> None
         else:
             runtime.queue.enqueue(job_id, priority=priority)
             result.requeued_stuck.append(job_id)
+
+
+def _holds(token: str | None) -> Callable[[Job], bool]:
+    return lambda job: job.lease_token == token
 
 
 def _enqueue_orphans(
@@ -127,8 +139,10 @@ def _enqueue_orphans(
             .where(
                 or_(
                     Job.status == Status.QUEUED,
-                    and_(Job.status == Status.FAILED,
-                         or_(Job.retry_at.is_(None), Job.retry_at <= now)),
+                    and_(
+                        Job.status == Status.FAILED,
+                        or_(Job.retry_at.is_(None), Job.retry_at <= now),
+                    ),
                 ),
                 or_(Job.enqueued_at.is_(None), Job.enqueued_at <= cutoff),
             )

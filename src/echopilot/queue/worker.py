@@ -103,8 +103,9 @@ class LeaseKeeper:
         with write_session(self.runtime.sessions) as session:
             row = session.get(WorkerHeartbeat, self.runtime.identity)
             if row is None:
-                row = WorkerHeartbeat(worker=self.runtime.identity, started_at=now,
-                                      concurrency=self.concurrency)
+                row = WorkerHeartbeat(
+                    worker=self.runtime.identity, started_at=now, concurrency=self.concurrency
+                )
                 session.add(row)
             row.heartbeat_at = now
             row.in_flight = len(self._held)
@@ -136,19 +137,31 @@ def hand_back(runtime: Runtime, token: str, job_id: int) -> bool:
     now = utcnow()
     with write_session(runtime.sessions) as session:
         job = change(
-            session, job_id, Status.QUEUED, reason="handed back at worker shutdown", now=now,
+            session,
+            job_id,
+            Status.QUEUED,
+            reason="handed back at worker shutdown",
+            now=now,
             guard=lambda j: j.lease_token == token,
-            lease_token=None, lease_until=None, enqueued_at=now,
+            lease_token=None,
+            lease_until=None,
+            enqueued_at=now,
         )
         if job is None:
             return False
         job.max_attempts += 1
         session.execute(
             update(JobAttempt)
-            .where(JobAttempt.job_id == job_id, JobAttempt.n == job.attempts,
-                   JobAttempt.status == "running")
-            .values(status="handed_back", finished_at=now,
-                    error="worker shut down before the attempt finished")
+            .where(
+                JobAttempt.job_id == job_id,
+                JobAttempt.n == job.attempts,
+                JobAttempt.status == "running",
+            )
+            .values(
+                status="handed_back",
+                finished_at=now,
+                error="worker shut down before the attempt finished",
+            )
         )
         priority = job.priority
     runtime.queue.enqueue(job_id, priority=priority)
@@ -162,8 +175,13 @@ def run_worker(runtime: Runtime, *, concurrency: int | None = None, burst: bool 
     keeper = LeaseKeeper(runtime, concurrency)
     set_executor(lambda job_id: _execute(runtime, keeper, job_id))
     start = sweep(runtime, orphan_min_age=timedelta(0))
-    log.info("worker %s starting with concurrency %s (%s); start-up sweep: %s",
-             runtime.identity, concurrency, runtime.provider.name, start.as_dict())
+    log.info(
+        "worker %s starting with concurrency %s (%s); start-up sweep: %s",
+        runtime.identity,
+        concurrency,
+        runtime.provider.name,
+        start.as_dict(),
+    )
     keeper.start()
     consumer = _Consumer(runtime, concurrency, settings.worker_shutdown_seconds)
     consumer.start()
