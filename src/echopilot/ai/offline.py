@@ -23,7 +23,10 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _FILLERS = re.compile(r"\b(?:um+|uh+|erm|you know|i mean)\b[,]?\s*", re.IGNORECASE)
 _STOPWORDS = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "for", "from", "has", "have", "he", "her", "his", "i", "if", "in", "into", "is", "it", "its", "of", "on", "or", "our", "she", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when", "which", "who", "will", "with", "would", "you", "your", "not", "no", "can", "could", "should", "may", "might", "must", "do", "does", "did", "about", "over", "also", "just", "more", "most", "such", "only", "other", "any", "each", "all", "some", "very"]
+    "a an and are as at be been but by for from has have he her his i if in into is it its "
+    "of on or our she so than that the their them then there these they this to was we were "
+    "what when which who will with would you your not no can could should may might must do "
+    "does did about over also just more most such only other any each all some very".split()
 )
 
 
