@@ -184,10 +184,13 @@ def run_worker(runtime: Runtime, *, concurrency: int | None = None, burst: bool 
     )
     keeper.start()
     consumer = _Consumer(runtime, concurrency, settings.worker_shutdown_seconds)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     consumer.start()
     try:
         _main_loop(runtime, consumer, keeper, burst)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for token, job_id in keeper.held().items():
             if hand_back(runtime, token, job_id):
                 log.warning("job %s handed back to the queue at shutdown", job_id)

@@ -1,0 +1,143 @@
+"""A fake OpenAI-compatible model server on 127.0.0.1, for the real `openai` client.
+
+By default it answers task prompts with a short text and QA prompts with a passing rubric
+score, reporting token usage. Tests script what the next calls of a stage get:
+
+    server.on("task", Reply(status=429, headers={"Retry-After": "1"}), Reply.ok("fine"))
+    server.on("qa", Reply.ok("not a number"))
+
+Every request is recorded with its arrival time, stage and body.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+QA_MARKER = "quality reviewer"
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+    @classmethod
+    def ok(cls, text: str, tokens_in: int = 100, tokens_out: int = 50, **kw: Any) -> Reply:
+        return cls(body={"__text__": text, "__usage__": (tokens_in, tokens_out)}, **kw)
+
+    @classmethod
+    def score(cls, clarity: float, accuracy: float, completeness: float, tone: float) -> Reply:
+        text = json.dumps({"clarity": clarity, "accuracy": accuracy,
+                           "completeness": completeness, "tone": tone, "reason": "scripted"})
+        return cls.ok(text, tokens_in=300, tokens_out=40)
+
+    @classmethod
+    def error(cls, status: int, message: str = "scripted error", **kw: Any) -> Reply:
+        return cls(status=status, body={"error": {"message": message, "type": "test"}}, **kw)
+
+
+@dataclass
+class Seen:
+    at: float
+    stage: str
+    model: str
+    body: dict[str, Any]
+
+
+class FakeModelServer:
+    def __init__(self) -> None:
+        self.requests: list[Seen] = []
+        self._scripts: dict[str, deque[Reply]] = {"task": deque(), "qa": deque()}
+        self._lock = threading.Lock()
+        self.default_text = "Here is the finished work, written clearly and completely."
+        self.default_score = (28, 27, 18, 19)  # 92
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                outer._handle(self, body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> FakeModelServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def on(self, stage: str, *replies: Reply) -> None:
+        with self._lock:
+            self._scripts[stage].extend(replies)
+
+    def count(self, stage: str | None = None) -> int:
+        return sum(1 for r in self.requests if stage is None or r.stage == stage)
+
+    def _next(self, stage: str) -> Reply:
+        with self._lock:
+            if self._scripts[stage]:
+                return self._scripts[stage].popleft()
+        if stage == "qa":
+            return Reply.score(*self.default_score)
+        return Reply.ok(self.default_text)
+
+    def _handle(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        messages = body.get("messages") or [{}]
+        system = str(messages[0].get("content", ""))
+        stage = "qa" if QA_MARKER in system else "task"
+        model = str(body.get("model", ""))
+        with self._lock:
+            self.requests.append(Seen(time.monotonic(), stage, model, body))
+        reply = self._next(stage)
+        if reply.delay:
+            time.sleep(reply.delay)
+        payload = reply.body
+        if isinstance(payload, dict) and "__text__" in payload:
+            tokens_in, tokens_out = payload["__usage__"]
+            payload = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": payload["__text__"]},
+                }],
+                "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                          "total_tokens": tokens_in + tokens_out},
+            }
+        data = json.dumps(payload).encode()
+        try:
+            handler.send_response(reply.status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            for key, value in reply.headers.items():
+                handler.send_header(key, value)
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test)
