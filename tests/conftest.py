@@ -46,8 +46,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def _reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url.replace("postgresql+psycopg", "postgresql"))
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1",
-                                       parts.port or default_port), timeout=1):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1
+        ):
             return True
     except OSError:
         return False
@@ -164,8 +165,12 @@ def openai_rt(
     """Make a runtime whose provider is the fake model server through the openai client."""
 
     def make(**overrides: Any) -> Runtime:
-        values = {"ai_provider": "openai", "openai_api_key": "sk-test-key-123456",
-                  "openai_base_url": model_server.url, **overrides}
+        values = {
+            "ai_provider": "openai",
+            "openai_api_key": "sk-test-key-123456",
+            "openai_base_url": model_server.url,
+            **overrides,
+        }
         return make_runtime(**values)
 
     return make
@@ -173,8 +178,11 @@ def openai_rt(
 
 def env_for(settings: Settings) -> dict[str, str]:
     """The environment that makes a child `echopilot` process use `settings`."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ECHOPILOT_", "OPENAI_")) or k.startswith("ECHOPILOT_TEST_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ECHOPILOT_", "OPENAI_")) or k.startswith("ECHOPILOT_TEST_")
+    }
     mapping = {
         "ECHOPILOT_HOME": str(settings.home),
         "ECHOPILOT_DATABASE_URL": settings.database_url,
@@ -182,8 +190,9 @@ def env_for(settings: Settings) -> dict[str, str]:
         "ECHOPILOT_QUEUE_NAME": settings.queue_name,
         "ECHOPILOT_AI_PROVIDER": settings.ai_provider,
         "OPENAI_BASE_URL": settings.openai_base_url,
-        "OPENAI_API_KEY": (settings.openai_api_key.get_secret_value()
-                           if settings.openai_api_key else None),
+        "OPENAI_API_KEY": (
+            settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        ),
         "ECHOPILOT_LEASE_SECONDS": str(settings.lease_seconds),
         "ECHOPILOT_RETRY_DELAY_SECONDS": str(settings.retry_delay_seconds),
         "ECHOPILOT_AI_RETRY_BASE_SECONDS": str(settings.ai_retry_base_seconds),
@@ -195,12 +204,16 @@ def env_for(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_cli(settings: Settings, *args: str, timeout: float = 120,
-            check: bool = False) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    settings: Settings, *args: str, timeout: float = 120, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run `echopilot ARGS` in a child process with `settings`."""
     result = subprocess.run(
         [sys.executable, "-m", "echopilot", *args],
-        env=env_for(settings), capture_output=True, text=True, timeout=timeout,
+        env=env_for(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         cwd=settings.home.parent,
     )
     if check and result.returncode != 0:
@@ -213,7 +226,10 @@ def start_cli(settings: Settings, *args: str) -> subprocess.Popen[str]:
     log = (settings.home / f"child-{uuid.uuid4().hex[:6]}.log").open("w")
     return subprocess.Popen(
         [sys.executable, "-m", "echopilot", *args],
-        env=env_for(settings), stdout=log, stderr=subprocess.STDOUT, text=True,
+        env=env_for(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
         cwd=settings.home.parent,
     )
 

@@ -71,7 +71,11 @@ def test_a_job_that_passes_qa_is_done_costed_and_priced(
     assert job["price_usd"] == "8.00"  # summary: flat $8
     assert job["payment_status"] == "unpaid"
     assert [a["status"] for a in job["attempt_log"]] == ["ok"]
-    assert events(rt, job_id) == [(None, "queued"), ("queued", "processing"), ("processing", "done")]
+    assert events(rt, job_id) == [
+        (None, "queued"),
+        ("queued", "processing"),
+        ("processing", "done"),
+    ]
     qa_request = model_server.requests[1]
     assert (qa_request.stage, qa_request.model) == ("qa", "gpt-4o-mini")
 
@@ -145,8 +149,11 @@ def test_a_transient_failure_retries_later_and_failed_attempts_costs_count(
 ) -> None:
     rt = openai_rt(ai_max_retries=1)
     # Attempt 1: the task call succeeds and is paid for, then the judge keeps failing.
-    model_server.on("task", Reply.ok("first draft", tokens_in=100, tokens_out=50),
-                    Reply.ok("second draft", tokens_in=110, tokens_out=60))
+    model_server.on(
+        "task",
+        Reply.ok("first draft", tokens_in=100, tokens_out=50),
+        Reply.ok("second draft", tokens_in=110, tokens_out=60),
+    )
     model_server.on("qa", Reply.error(503), Reply.error(503), Reply.score(28, 27, 18, 19))
     job_id = submit(rt)
 
@@ -228,11 +235,20 @@ def test_a_model_without_a_known_price_is_flagged_not_costed_as_zero(
 def test_a_price_override_costs_a_local_model(
     openai_rt: Callable[..., Runtime], model_server: FakeModelServer
 ) -> None:
-    rt = openai_rt(model="house-llama-7b", qa_model="house-llama-7b",
-                   model_prices='{"house-llama-7b": {"input": "1", "output": "2"}}')
+    rt = openai_rt(
+        model="house-llama-7b",
+        qa_model="house-llama-7b",
+        model_prices='{"house-llama-7b": {"input": "1", "output": "2"}}',
+    )
     model_server.on("task", Reply.ok("done", tokens_in=1000, tokens_out=500))
-    model_server.on("qa", Reply.ok('{"clarity": 30, "accuracy": 30, "completeness": 20, '
-                                   '"tone": 20}', tokens_in=2000, tokens_out=100))
+    model_server.on(
+        "qa",
+        Reply.ok(
+            '{"clarity": 30, "accuracy": 30, "completeness": 20, "tone": 20}',
+            tokens_in=2000,
+            tokens_out=100,
+        ),
+    )
     job_id = submit(rt)
     pipeline.process(rt, job_id)
     # (1000*1 + 500*2 + 2000*1 + 100*2) / 1e6 USD
@@ -268,8 +284,9 @@ def test_a_clients_rate_override_replaces_the_rule_rate(
     assert show(rt, job_id)["price_usd"] == "6.50"
 
 
-def test_a_cancelled_job_is_not_run(openai_rt: Callable[..., Runtime],
-                                    model_server: FakeModelServer) -> None:
+def test_a_cancelled_job_is_not_run(
+    openai_rt: Callable[..., Runtime], model_server: FakeModelServer
+) -> None:
     rt = openai_rt()
     job_id = submit(rt)
     intake.cancel(rt, job_id, actor="test")
@@ -302,6 +319,10 @@ def test_the_offline_provider_needs_no_key_and_says_so(offline: Runtime) -> None
     assert job["model"] == "offline"
     assert job["cost_usd"] == "0.000000"
     assert job["qa_breakdown"] and set(job["qa_breakdown"]) == {
-        "clarity", "accuracy", "completeness", "tone"}
+        "clarity",
+        "accuracy",
+        "completeness",
+        "tone",
+    }
     with read_session(offline.sessions) as session:
         assert "offline heuristic" in (session.get(Job, job_id).qa_note or "")  # type: ignore[union-attr]

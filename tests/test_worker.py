@@ -47,10 +47,14 @@ def status_of(rt: Runtime, job_id: int) -> str:
 
 def transitions_to(rt: Runtime, job_id: int, status: str) -> int:
     with read_session(rt.sessions) as session:
-        return int(session.scalar(
-            select(func.count()).select_from(JobEvent)
-            .where(JobEvent.job_id == job_id, JobEvent.to_status == status)
-        ) or 0)
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(JobEvent)
+                .where(JobEvent.job_id == job_id, JobEvent.to_status == status)
+            )
+            or 0
+        )
 
 
 @pytest.mark.slow

@@ -18,7 +18,6 @@ from echopilot.runtime import Runtime
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 console = Console()
-err_console = Console(stderr=True)
 
 JsonOption = typer.Option(False, "--json", help="Print the result as JSON.")
 
@@ -49,6 +48,6 @@ def output(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         render(data)
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    err_console.print(f"error: {message}", style="red", markup=False, highlight=False)
-    return typer.Exit(code)
+def print_error(message: str) -> None:
+    """One line on stderr, never wrapped (scripts grep it)."""
+    sys.stderr.write("error: " + " ".join(str(message).split()) + "\n")

@@ -17,8 +17,8 @@ from echopilot.cli.common import (
     JsonOption,
     console,
     emit_json,
-    err_console,
     output,
+    print_error,
     runtime,
 )
 from echopilot.config import load_settings, masked
@@ -129,10 +129,10 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except (ConfigError, InputError, NotFoundError) as exc:
-        err_console.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        print_error(str(exc))
         sys.exit(EXIT_USAGE)
     except ConflictError as exc:
-        err_console.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        print_error(str(exc))
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         sys.exit(130)
