@@ -21,7 +21,7 @@ from echopilot.errors import ConfigError
 ProviderName = Literal["auto", "openai", "offline"]
 
 # The secret settings: shown masked by `config show`, never logged.
-SECRET_FIELDS = frozenset({"openai_api_key"})
+SECRET_FIELDS = frozenset({"openai_api_key", "dashboard_key"})
 
 
 def _env(name: str) -> Any:
@@ -62,6 +62,32 @@ class Settings(BaseSettings):
         min_length=1,
         max_length=64,
         pattern=r"^[A-Za-z0-9_.-]+$",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        validation_alias=_env("ECHOPILOT_HOST"),
+        description="Address the HTTP server binds; 0.0.0.0 exposes it to the network.",
+        min_length=1,
+    )
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        validation_alias=_env("ECHOPILOT_PORT"),
+        description="Port of the HTTP server.",
+    )
+    dashboard_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("DASHBOARD_KEY"),
+        description="Key for the API and dashboard (secret). Unset: one is generated into "
+        "<home>/dashboard.key (mode 0600) and printed once.",
+    )
+    max_body_bytes: int = Field(
+        default=2_000_000,
+        ge=1024,
+        le=100_000_000,
+        validation_alias=_env("ECHOPILOT_MAX_BODY_BYTES"),
+        description="Largest request body the API accepts; larger ones get 413.",
     )
     ai_provider: ProviderName = Field(
         default="auto",
@@ -212,6 +238,16 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("dashboard_key")
+    @classmethod
+    def _check_dashboard_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        secret = value.get_secret_value()
+        if len(secret) < 16 or any(c.isspace() for c in secret):
+            raise ValueError("must be at least 16 characters with no spaces")
+        return value
 
     @field_validator("database_url")
     @classmethod

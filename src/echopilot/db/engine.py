@@ -27,6 +27,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         return _sqlite_engine(url, parsed.database, pool_size)
     return create_engine(
         url,
+        # Day boundaries in SQL (date(), casts) are UTC days whatever the server's zone.
+        connect_args={"options": "-c timezone=UTC"},
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

@@ -1,0 +1,32 @@
+"""Dependencies shared by the routes, as Annotated aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from echopilot.api.auth import KeyGuard, presented_key
+from echopilot.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with get_runtime(request).sessions() as session:
+        yield session
+
+
+def require_key(request: Request) -> None:
+    guard: KeyGuard = request.app.state.key_guard
+    client = request.client.host if request.client else "unknown"
+    guard.check(client, presented_key(request))
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SessionDep = Annotated[Session, Depends(get_session)]

@@ -1,0 +1,69 @@
+"""/api/jobs: submit, list, show, retry, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from echopilot.api.deps import RuntimeDep, SessionDep
+from echopilot.api.envelope import Envelope, ok
+from echopilot.api.schemas import JobCreate, JobDetail, JobPage
+from echopilot.jobs import intake, views
+from echopilot.jobs.status import Status
+from echopilot.runtime import Runtime
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+ACTOR = "api"
+StatusFilter = Annotated[Status | None, Query(description="Only jobs in this status")]
+
+
+@router.post("", status_code=201, response_model=Envelope[JobDetail])
+def submit_job(body: JobCreate, runtime: RuntimeDep) -> dict[str, Any]:
+    request = intake.JobRequest(
+        name=body.name,
+        task_type=body.task_type,
+        input=body.input,
+        client_email=body.client,
+        qa_target=body.qa_target,
+        priority=body.priority,
+        source="api",
+    )
+    job = intake.submit(runtime, request, actor=ACTOR)
+    return ok(_show(runtime, job.id))
+
+
+@router.get("", response_model=Envelope[JobPage])
+def list_jobs(
+    session: SessionDep,
+    status: StatusFilter = None,
+    limit: Annotated[int, Query(ge=1, le=views.MAX_LIST)] = 50,
+    cursor: Annotated[int | None, Query(ge=1, description="next_cursor of the last page")] = None,
+) -> dict[str, Any]:
+    items = views.listing(
+        session, status=status.value if status else None, limit=limit, before_id=cursor
+    )
+    next_cursor = items[-1]["id"] if len(items) == limit else None
+    return ok({"items": items, "next_cursor": next_cursor})
+
+
+@router.get("/{job_id}", response_model=Envelope[JobDetail])
+def show_job(job_id: int, session: SessionDep) -> dict[str, Any]:
+    return ok(views.show(session, job_id))
+
+
+@router.post("/{job_id}/retry", response_model=Envelope[JobDetail])
+def retry_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+    intake.retry(runtime, job_id, actor=ACTOR)
+    return ok(_show(runtime, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=Envelope[JobDetail])
+def cancel_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+    intake.cancel(runtime, job_id, actor=ACTOR)
+    return ok(_show(runtime, job_id))
+
+
+def _show(runtime: Runtime, job_id: int) -> dict[str, Any]:
+    with runtime.sessions() as session:
+        return views.show(session, job_id)

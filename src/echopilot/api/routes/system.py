@@ -1,0 +1,86 @@
+"""/health (public, nothing secret) and /api/system (the dashboard's health badges)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import select, text
+
+from echopilot import __version__
+from echopilot.api.deps import RuntimeDep, SessionDep
+from echopilot.api.envelope import Envelope, ok
+from echopilot.api.schemas import Health, SystemStatus
+from echopilot.clock import utcnow
+from echopilot.db.models import WorkerHeartbeat
+from echopilot.runtime import Runtime
+
+public = APIRouter(tags=["health"])
+router = APIRouter(tags=["system"])
+# Features later releases add; the dashboard says "not available yet" for those off here.
+FEATURES = {
+    "scheduler": False,
+    "self_heal": False,
+    "alerts": False,
+    "finance": False,
+    "optimizer": False,
+    "retention": False,
+    "reports": False,
+    "briefs": False,
+    "payments": False,
+}
+PROVIDER_LABELS = {
+    "offline": "offline (no model: deterministic text, heuristic QA)",
+    "openai": "openai-compatible API",
+}
+
+
+def queue_health(runtime: Runtime) -> dict[str, Any]:
+    try:
+        return {"ok": True, "depth": runtime.queue.depth()}
+    except Exception:
+        return {"ok": False, "depth": None}
+
+
+@public.get("/health", response_model=Envelope[Health])
+def health(runtime: RuntimeDep) -> dict[str, Any]:
+    try:
+        with runtime.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        db = "ok"
+    except Exception:
+        db = "error"
+    queue = queue_health(runtime)
+    status = "ok" if db == "ok" and queue["ok"] else "degraded"
+    return ok({"status": status, "version": __version__, "db": db, "queue": queue})
+
+
+@router.get("/system", response_model=Envelope[SystemStatus])
+def system(runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+    settings = runtime.settings
+    now = utcnow()
+    workers = [
+        {
+            "worker": w.worker,
+            "heartbeat_age_s": round((now - w.heartbeat_at).total_seconds(), 1),
+            "concurrency": w.concurrency,
+            "in_flight": w.in_flight,
+        }
+        for w in session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.worker))
+    ]
+    offline = settings.provider_name == "offline"
+    return ok(
+        {
+            "provider": settings.provider_name,
+            "provider_label": PROVIDER_LABELS[settings.provider_name],
+            "models": {
+                "task": None if offline else settings.model,
+                "qa": None if offline else settings.qa_model,
+                "escalation": None if offline else settings.escalation_model,
+            },
+            "database": runtime.engine.dialect.name,
+            "queue": queue_health(runtime),
+            "workers": workers,
+            "features": FEATURES,
+        }
+    )

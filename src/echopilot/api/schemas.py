@@ -1,0 +1,137 @@
+"""Request and response bodies of the API (the job object matches the CLI's --json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class JobCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    task_type: str = Field(min_length=1, max_length=64)
+    input: str = Field(min_length=1)
+    client: str | None = Field(default=None, max_length=320, description="Client email")
+    qa_target: int | None = Field(default=None, ge=0, le=100)
+    priority: int = Field(default=0, ge=-100, le=100)
+
+
+class JobOut(BaseModel):
+    id: int
+    name: str
+    task_type: str
+    status: str
+    priority: int
+    source: str
+    client: str | None
+    attempts: int
+    max_attempts: int
+    qa_score: float | None
+    qa_threshold: int | None
+    qa_target: int | None
+    qa_breakdown: dict[str, float] | None
+    qa_note: str | None
+    model: str | None
+    provider: str | None
+    answer_path: str | None
+    tokens_in: int
+    tokens_out: int
+    cost_usd: str | None = Field(description="Decimal USD; null when a model's price is unknown")
+    cost_known_usd: str
+    unpriced_models: list[str]
+    price_usd: str | None
+    payment_status: str
+    error: str | None
+    error_kind: str | None
+    retry_at: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    duration_ms: int | None
+
+
+class AttemptOut(BaseModel):
+    n: int
+    status: str
+    model: str | None
+    tokens_in: int
+    tokens_out: int
+    cost_usd: str
+    latency_ms: int | None
+    error: str | None
+    error_kind: str | None
+    worker: str | None
+    calls: list[dict[str, Any]]
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobDetail(JobOut):
+    input_chars: int
+    result: str | None
+    attempt_log: list[AttemptOut]
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: int | None = Field(description="Pass as `cursor` for the next page")
+
+
+class MetricsSummary(BaseModel):
+    window_days: int
+    jobs_7d: int
+    revenue_7d: str
+    cost_7d: str
+    profit_7d: str
+    margin_7d_pct: str | None
+    avg_qa_7d: float | None
+    finished_7d: int
+    failure_rate_7d_pct: float | None
+    p95_latency_ms_7d: int | None
+    jobs_by_status: dict[str, int]
+    as_of: str
+
+
+class DailyRow(BaseModel):
+    day: str
+    jobs: dict[str, int]
+    avg_qa: float | None
+    revenue: str
+    cost: str
+    profit: str
+    latency_p50_ms: int | None
+    latency_p95_ms: int | None
+
+
+class DailyMetrics(BaseModel):
+    days: list[DailyRow]
+    qa_threshold: int
+
+
+class QueueHealth(BaseModel):
+    ok: bool
+    depth: int | None
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    db: str
+    queue: QueueHealth
+
+
+class WorkerOut(BaseModel):
+    worker: str
+    heartbeat_age_s: float
+    concurrency: int
+    in_flight: int
+
+
+class SystemStatus(BaseModel):
+    provider: str
+    provider_label: str
+    models: dict[str, str | None]
+    database: str
+    queue: QueueHealth
+    workers: list[WorkerOut]
+    features: dict[str, bool]

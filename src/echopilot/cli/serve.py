@@ -1,0 +1,52 @@
+"""`echopilot serve`: the HTTP API and dashboard under uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from echopilot import keys
+from echopilot.api.app import create_app
+from echopilot.cli.common import runtime
+from echopilot.config import Settings
+
+
+def banner(settings: Settings, key: keys.DashboardKey, host: str, port: int) -> None:
+    """What a user needs to get in; the key itself only when it was just generated."""
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    typer.echo(f"EchoPilot dashboard: http://{shown_host}:{port}/dashboard")
+    if key.generated:
+        typer.echo(f"New dashboard key (shown once, kept in {key.source}): {key.value}")
+    else:
+        typer.echo(f"Dashboard key: in {key.source}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(f"Listening on {host}: reachable from the network.")
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Bind address (ECHOPILOT_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=1, max=65535, help="Port (ECHOPILOT_PORT).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No banner (used by `up`).")] = False,
+) -> None:
+    """Serve the HTTP API and the dashboard."""
+    with runtime("api", console_logs=True, pool_size=20) as rt:
+        settings = rt.settings
+        key = keys.load_or_create(settings)
+        bind_host, bind_port = host or settings.host, port or settings.port
+        if not quiet:
+            banner(settings, key, bind_host, bind_port)
+        app = create_app(rt, key.value)
+        uvicorn.run(
+            app,
+            host=bind_host,
+            port=bind_port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
