@@ -8,17 +8,29 @@ the CLI turns that into exit code 2.
 from __future__ import annotations
 
 import json
+import os
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from echopilot.errors import ConfigError
 
 ProviderName = Literal["auto", "openai", "offline"]
+DEFAULT_RETENTION_PATTERNS = (
+    "briefs/brief_*.json",
+    "briefs/brief_*.html",
+    "briefs/brief_*.md",
+    "daily/daily_report_*.json",
+    "daily/daily_report_*.html",
+    "daily/daily_report_*.csv",
+    "ingest/*.json",
+    "analysis/*.json",
+)
 
 # The secret settings: shown masked by `config show`, never logged.
 SECRET_FIELDS = frozenset({"openai_api_key", "dashboard_key"})
@@ -221,6 +233,72 @@ class Settings(BaseSettings):
         validation_alias=_env("ECHOPILOT_SWEEP_INTERVAL_SECONDS"),
         description="How often a worker runs the recovery sweep (stuck and orphaned jobs).",
     )
+    retention_keep: int = Field(
+        default=30,
+        ge=1,
+        le=100_000,
+        validation_alias=_env("ECHOPILOT_RETENTION_KEEP"),
+        description="Report files kept per pattern (the newest, by the timestamp in the name).",
+    )
+    retention_patterns: str = Field(
+        default=",".join(DEFAULT_RETENTION_PATTERNS),
+        validation_alias=_env("ECHOPILOT_RETENTION_PATTERNS"),
+        description="Comma-separated glob patterns under <home>/reports/ that retention prunes.",
+        min_length=1,
+    )
+    retention_row_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        validation_alias=_env("ECHOPILOT_RETENTION_ROW_DAYS"),
+        description="Schedule runs and stale heartbeats older than this many days are pruned.",
+    )
+    task_modules: str = Field(
+        default="",
+        validation_alias=_env("ECHOPILOT_TASK_MODULES"),
+        description="Comma-separated Python modules whose scheduled tasks are registered too.",
+    )
+    heartbeat_url: str | None = Field(
+        default=None,
+        validation_alias=_env("ECHOPILOT_HEARTBEAT_URL"),
+        description="Cron-monitor URL (e.g. Healthchecks) the scheduler GETs every minute while "
+        "healthy; /fail is appended after a failed run.",
+    )
+    scheduler_shutdown_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        le=3600,
+        validation_alias=_env("ECHOPILOT_SCHEDULER_SHUTDOWN_SECONDS"),
+        description="On SIGTERM/SIGINT, how long running tasks may finish before they are "
+        "stopped and marked abandoned.",
+    )
+    scheduler_max_parallel: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        validation_alias=_env("ECHOPILOT_SCHEDULER_MAX_PARALLEL"),
+        description="Task runs one scheduler process runs at once.",
+    )
+    allow_process_control: bool = Field(
+        default=True,
+        validation_alias=_env("ECHOPILOT_ALLOW_PROCESS_CONTROL"),
+        description="Whether the API's automations/start may launch a scheduler process when "
+        "none is alive (turn off where a supervisor such as systemd owns processes).",
+    )
+    # Filled by load_settings() from every ECHOPILOT_SCHEDULE_<TASK> variable; the alias
+    # cannot name a real variable, so pydantic reads nothing else into it.
+    schedules: dict[str, str] = Field(
+        default_factory=dict,
+        validation_alias=_env("ECHOPILOT_SCHEDULE_<TASK>"),
+        description="ECHOPILOT_SCHEDULE_<TASK>: a task's schedule (cron, 'every 30s|15m|6h', "
+        "'daily HH:MM' or 'off'), read from every variable with that prefix.",
+    )
+    catchup: dict[str, str] = Field(
+        default_factory=dict,
+        validation_alias=_env("ECHOPILOT_CATCHUP_<TASK>"),
+        description="ECHOPILOT_CATCHUP_<TASK>: 'once' (default) runs a missed slot once within "
+        "its grace window; 'skip' never catches up.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info",
         validation_alias=_env("ECHOPILOT_LOG_LEVEL"),
@@ -262,6 +340,29 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite:", "redis:", "rediss:", "memory:")):
             raise ValueError("must be sqlite:///path, redis://host:port/db or memory://")
         return value
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _check_heartbeat_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value or None
+
+    @field_validator("retention_patterns")
+    @classmethod
+    def _check_patterns(cls, value: str) -> str:
+        for pattern in (p.strip() for p in value.split(",")):
+            if not pattern or pattern.startswith("/") or ".." in pattern.split("/"):
+                raise ValueError("needs relative glob patterns under reports/, without '..'")
+        return value
+
+    @cached_property
+    def retention_pattern_list(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.retention_patterns.split(","))
+
+    @cached_property
+    def task_module_list(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in self.task_modules.split(",") if m.strip())
 
     @cached_property
     def resolved_database_url(self) -> str:
@@ -326,8 +427,27 @@ def _describe_error(error: Any) -> str:
     return f"{name}: {message}{shown}"
 
 
+PER_TASK_PREFIXES = {"schedules": "ECHOPILOT_SCHEDULE_", "catchup": "ECHOPILOT_CATCHUP_"}
+
+
+def _per_task(env_file: Any) -> dict[str, dict[str, str]]:
+    """ECHOPILOT_SCHEDULE_<TASK> and ECHOPILOT_CATCHUP_<TASK> from `.env` and the environment."""
+    values: dict[str, str | None] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update(dotenv_values(env_file))
+    values.update(os.environ)
+    found: dict[str, dict[str, str]] = {field: {} for field in PER_TASK_PREFIXES}
+    for name, value in values.items():
+        for field, prefix in PER_TASK_PREFIXES.items():
+            if name.startswith(prefix) and value is not None:
+                found[field][name.removeprefix(prefix).lower()] = value
+    return found
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment and `.env`; raise ConfigError naming a bad one."""
+    for field, values in _per_task(overrides.get("_env_file", ".env")).items():
+        overrides.setdefault(field, values)
     try:
         return Settings(**overrides)
     except ValidationError as exc:

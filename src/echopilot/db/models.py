@@ -211,3 +211,54 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(String(200), nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ScheduleRun(Base):
+    """One run of a scheduled task. (task, slot) is unique: that row is the claim."""
+
+    __tablename__ = "schedule_runs"
+    __table_args__ = (
+        UniqueConstraint("task", "slot", name="uq_schedule_runs_task_slot"),
+        Index("ix_schedule_runs_status", "status"),
+        Index("ix_schedule_runs_task_started", "task", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    task: Mapped[str] = mapped_column(String(64))
+    slot: Mapped[datetime] = mapped_column()
+    trigger: Mapped[str] = mapped_column(String(20))  # scheduled | catchup | startup | manual
+    # running | ok | failed | abandoned | skipped
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    scheduler_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class SchedulerInstance(Base):
+    """A scheduler process; its heartbeat tells the others (and status) that it lives."""
+
+    __tablename__ = "scheduler_instances"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class SchedulerState(Base):
+    """One row: whether the automations are paused (survives restarts)."""
+
+    __tablename__ = "scheduler_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    changed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

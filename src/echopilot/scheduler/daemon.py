@@ -1,0 +1,362 @@
+"""The scheduler daemon: decides which (task, slot) is due, claims it, runs it.
+
+Rules (see docs/scheduler.md):
+- Only a task's most recent slot is ever considered, so missed slots coalesce into one run.
+- A slot runs when it is within its grace window (until the next slot, at most 24 h);
+  a late one is a "catchup" run, or skipped under the `skip` policy.
+- The claim is the unique (task, slot) row, so any number of schedulers run a slot once.
+- Tasks scheduled hourly or less often keep a 55-minute floor between started runs
+  (startup runs included), read from the database, so a restart never runs one twice.
+- A slot that comes while the previous run still runs is skipped and the run is flagged
+  as drifting, never overlapped.
+- Paused (a flag in the database) means no new claims.
+Time comes from `clock`, so tests drive the loop with `tick(now)`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+from echopilot import ndjson
+from echopilot.clock import utcnow
+from echopilot.db.engine import read_session
+from echopilot.runtime import Runtime
+from echopilot.scheduler import store
+from echopilot.scheduler.executor import Outcome, Runner
+from echopilot.scheduler.table import Entry
+
+log = logging.getLogger(__name__)
+
+MAX_GRACE = timedelta(hours=24)
+DEBOUNCE = timedelta(minutes=55)
+DEBOUNCE_APPLIES_FROM = timedelta(hours=1)
+# A run starting this late after its slot is a catch-up, not an on-time run.
+ON_TIME = timedelta(seconds=5)
+HEARTBEAT_EVERY = timedelta(seconds=2)
+ABANDON_CHECK_EVERY = timedelta(seconds=5)
+PING_EVERY = timedelta(minutes=1)
+MAX_SLEEP_SECONDS = 1.0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        runtime: Runtime,
+        table: dict[str, Entry],
+        runner: Runner,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        pinger: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.table = table
+        self.runner = runner
+        self.clock = clock
+        self.pinger = pinger
+        self.instance_id = f"{store.HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._handled: dict[str, datetime] = {}
+        self._pool = ThreadPoolExecutor(
+            max_workers=runtime.settings.scheduler_max_parallel, thread_name_prefix="run"
+        )
+        self._running: dict[int, Future[None]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._next_beat = self._next_abandon_check = self._next_ping = datetime.min.replace(
+            tzinfo=utcnow().tzinfo
+        )
+        self._failed_since_ping = False
+        self._log = ndjson.log_path(runtime.settings.home, "scheduler")
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def start(self, now: datetime | None = None) -> None:
+        now = now or self.clock()
+        store.register_instance(self.runtime.sessions, self.instance_id, now)
+        self._housekeeping(now)
+        ndjson.append(
+            self._log,
+            "scheduler_started",
+            now=now,
+            scheduler=self.instance_id,
+            host=store.HOST,
+            pid=os.getpid(),
+            tasks={n: e.schedule.text for n, e in self.table.items()},
+        )
+        if not store.is_paused(self.runtime.sessions):
+            self._startup_runs(now)
+
+    def run_forever(self) -> None:
+        """Loop until stop() is called; the caller handles signals."""
+        while not self._stop.is_set():
+            now = self.clock()
+            self._housekeeping(now)
+            self.tick(now)
+            self._stop.wait(self._seconds_to_next_slot(self.clock()))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def shutdown(self, grace_seconds: float) -> list[int]:
+        """Stop claiming, let running runs finish up to `grace_seconds`, stop the rest and
+        mark them abandoned; return the ids abandoned."""
+        self._stop.set()
+        with self._lock:
+            pending = dict(self._running)
+        deadline = threading.Event()
+        timer = threading.Timer(grace_seconds, deadline.set)
+        timer.start()
+        for future in pending.values():
+            while not future.done() and not deadline.is_set():
+                deadline.wait(0.1)
+        timer.cancel()
+        self.runner.stop_all()
+        now = self.clock()
+        store.mark_stopped(self.runtime.sessions, self.instance_id, now)
+        abandoned = store.abandon_orphaned_runs(self.runtime.sessions, now, self._timeouts())
+        for future in pending.values():
+            future.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        ndjson.append(
+            self._log,
+            "scheduler_stopped",
+            now=now,
+            scheduler=self.instance_id,
+            host=store.HOST,
+            pid=os.getpid(),
+            abandoned=abandoned,
+        )
+        return abandoned
+
+    def wait_idle(self, timeout: float = 30) -> None:
+        """Block until no run is in progress (tests)."""
+        with self._lock:
+            futures = list(self._running.values())
+        for future in futures:
+            future.result(timeout=timeout)
+
+    # -- decisions --------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> list[str]:
+        """Handle every task whose latest slot is new; return the tasks started."""
+        if store.is_paused(self.runtime.sessions):
+            return []
+        started = []
+        for name, entry in self.table.items():
+            slot = entry.schedule.latest(now)
+            if slot is None or self._handled.get(name) == slot:
+                continue
+            self._handled[name] = slot
+            if self._consider(entry, slot, now):
+                started.append(name)
+        return started
+
+    def _consider(self, entry: Entry, slot: datetime, now: datetime) -> bool:
+        interval = entry.schedule.interval(slot) or MAX_GRACE
+        grace = min(interval, MAX_GRACE)
+        late = now - slot
+        if late >= grace:
+            return False  # its window passed; the next slot will come
+        trigger = "scheduled" if late <= ON_TIME else "catchup"
+        if trigger == "catchup" and entry.catchup == "skip":
+            self._skip(entry.name, slot, now, trigger, "missed slot; catch-up policy is skip")
+            return False
+        return self._start_if_allowed(entry, slot, now, trigger, interval)
+
+    def _startup_runs(self, now: datetime) -> None:
+        slot = now.replace(second=0, microsecond=0)
+        for entry in self.table.values():
+            if entry.task.run_at_start and not entry.schedule.off:
+                interval = entry.schedule.interval(now) or MAX_GRACE
+                self._start_if_allowed(entry, slot, now, "startup", interval)
+
+    def _start_if_allowed(
+        self, entry: Entry, slot: datetime, now: datetime, trigger: str, interval: timedelta
+    ) -> bool:
+        name = entry.name
+        with read_session(self.runtime.sessions) as session:
+            running = store.running_run(session, name)
+            previous = (
+                store.last_started(session, name, include_manual=False)
+                if interval >= DEBOUNCE_APPLIES_FROM
+                else None
+            )
+        if running is not None:
+            store.flag(
+                self.runtime.sessions,
+                running.id,
+                f"drift: still running when slot {slot.isoformat()} came",
+            )
+            self._skip(name, slot, now, trigger, f"previous run {running.id} still running (drift)")
+            return False
+        if previous is not None and now - previous.started_at < DEBOUNCE:
+            self._skip(
+                name,
+                slot,
+                now,
+                trigger,
+                f"debounce: last run started {previous.started_at.isoformat()}",
+            )
+            return False
+        claimed = store.claim(
+            self.runtime.sessions,
+            task=name,
+            slot=slot,
+            trigger=trigger,
+            scheduler_id=self.instance_id,
+            now=now,
+        )
+        if claimed is None:
+            return False  # another scheduler has this slot
+        self._launch(entry, claimed, now)
+        return True
+
+    def _skip(self, task: str, slot: datetime, now: datetime, trigger: str, reason: str) -> None:
+        claimed = store.claim(
+            self.runtime.sessions,
+            task=task,
+            slot=slot,
+            trigger=trigger,
+            scheduler_id=self.instance_id,
+            now=now,
+            status="skipped",
+            note=reason,
+        )
+        if claimed is not None:
+            ndjson.append(
+                self._log,
+                "run_skipped",
+                now=now,
+                task=task,
+                slot=slot.isoformat(),
+                status="skipped",
+                reason=reason,
+                duration_ms=0,
+                host=store.HOST,
+                pid=os.getpid(),
+            )
+
+    # -- execution --------------------------------------------------------------------
+
+    def run_manual(self, entry: Entry, now: datetime | None = None) -> store.Claimed:
+        """Run `entry` now, outside its schedule, and wait for it."""
+        now = now or self.clock()
+        claimed = store.claim(
+            self.runtime.sessions,
+            task=entry.name,
+            slot=now,
+            trigger="manual",
+            scheduler_id=None,
+            now=now,
+        )
+        assert claimed is not None, "a manual slot is the current instant"
+        self._execute(entry, claimed)
+        return claimed
+
+    def _launch(self, entry: Entry, claimed: store.Claimed, now: datetime) -> None:
+        ndjson.append(
+            self._log,
+            "run_started",
+            now=now,
+            task=entry.name,
+            slot=claimed.slot.isoformat(),
+            trigger=claimed.trigger,
+            status="running",
+            host=store.HOST,
+            pid=os.getpid(),
+            lateness_ms=int((now - claimed.slot).total_seconds() * 1000),
+        )
+        future = self._pool.submit(self._execute, entry, claimed)
+        with self._lock:
+            self._running[claimed.id] = future
+        future.add_done_callback(functools.partial(self._forget, claimed.id))
+
+    def _forget(self, run_id: int, _future: object = None) -> None:
+        with self._lock:
+            self._running.pop(run_id, None)
+
+    def _execute(self, entry: Entry, claimed: store.Claimed) -> None:
+        try:
+            outcome = self.runner.run(
+                entry.name, claimed.slot, claimed.started_at, claimed.trigger, entry.task.timeout
+            )
+        except Exception as exc:  # the daemon outlives any task
+            log.exception("task %s crashed the runner", entry.name)
+            outcome = Outcome("failed", error=f"{type(exc).__name__}: {exc}")
+        self._record(entry.name, claimed, outcome)
+
+    def _record(self, task: str, claimed: store.Claimed, outcome: Outcome) -> None:
+        now = self.clock()
+        duration = store.finish(
+            self.runtime.sessions,
+            claimed.id,
+            status=outcome.status,
+            now=now,
+            summary=_jsonable(outcome.summary),
+            error=outcome.error,
+        )
+        if outcome.status == "failed":
+            self._failed_since_ping = True
+        fields: dict[str, Any] = {
+            "task": task,
+            "slot": claimed.slot.isoformat(),
+            "trigger": claimed.trigger,
+            "status": outcome.status,
+            "duration_ms": duration,
+            "host": store.HOST,
+            "pid": os.getpid(),
+        }
+        if outcome.error:
+            fields["error"] = outcome.error[:500]
+        ndjson.append(self._log, "run_finished", now=now, **fields)
+
+    # -- upkeep -----------------------------------------------------------------------
+
+    def _housekeeping(self, now: datetime) -> None:
+        try:
+            if now >= self._next_beat:
+                self._next_beat = now + HEARTBEAT_EVERY
+                store.beat(self.runtime.sessions, self.instance_id, now)
+            if now >= self._next_abandon_check:
+                self._next_abandon_check = now + ABANDON_CHECK_EVERY
+                for run_id in store.abandon_orphaned_runs(
+                    self.runtime.sessions, now, self._timeouts()
+                ):
+                    ndjson.append(
+                        self._log,
+                        "run_abandoned",
+                        now=now,
+                        run_id=run_id,
+                        status="abandoned",
+                        host=store.HOST,
+                        pid=os.getpid(),
+                    )
+            if self.pinger is not None and now >= self._next_ping:
+                self._next_ping = now + PING_EVERY
+                failed, self._failed_since_ping = self._failed_since_ping, False
+                self.pinger(failed)
+        except Exception:
+            log.exception("scheduler upkeep failed; trying again")
+
+    def _timeouts(self) -> dict[str, timedelta]:
+        return {name: entry.task.timeout for name, entry in self.table.items()}
+
+    def _seconds_to_next_slot(self, now: datetime) -> float:
+        upcoming = [entry.schedule.following(now) for entry in self.table.values()]
+        due = [slot for slot in upcoming if slot is not None]
+        if not due:
+            return MAX_SLEEP_SECONDS
+        wait = (min(due) - now).total_seconds()
+        return max(0.0, min(wait, MAX_SLEEP_SECONDS))
+
+
+def _jsonable(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if summary is None else json.loads(json.dumps(summary, default=str))

@@ -1,0 +1,144 @@
+"""Running one task run, with a timeout that is really enforced.
+
+Each run executes in a child process from a fork server (forked from a clean,
+single-threaded process with EchoPilot preloaded, so a start costs milliseconds). A run
+that outlives its timeout is terminated, then killed: a stuck task never keeps running
+in the background. `InlineRunner` runs tasks in the calling thread, for tests that
+control time.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+from echopilot.config import Settings
+from echopilot.runtime import Runtime
+from echopilot.scheduler.tasks import TaskContext, registry
+
+KILL_GRACE_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # ok | failed
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class Runner(Protocol):
+    def run(
+        self, task: str, slot: datetime, now: datetime, trigger: str, timeout: timedelta
+    ) -> Outcome: ...
+
+    def stop_all(self) -> None: ...
+
+
+def _child(
+    settings: Settings, task: str, slot: datetime, now: datetime, trigger: str, conn: Connection
+) -> None:
+    runtime = Runtime(settings, pool_size=2)
+    try:
+        func = registry(settings.task_module_list)[task].func
+        summary = func(TaskContext(runtime, task, slot, now, trigger))
+        conn.send(Outcome("ok", summary=summary))
+    except BaseException as exc:  # report every failure, whatever it is, to the parent
+        conn.send(Outcome("failed", error=f"{type(exc).__name__}: {exc}"))
+    finally:
+        runtime.close()
+        conn.close()
+
+
+class ProcessRunner:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(
+            ["echopilot.scheduler.builtin", *settings.task_module_list]
+        )
+        self._children: set[Any] = set()
+        self._lock = threading.Lock()
+
+    def run(
+        self, task: str, slot: datetime, now: datetime, trigger: str, timeout: timedelta
+    ) -> Outcome:
+        receiver, sender = self._ctx.Pipe(duplex=False)
+        child = self._ctx.Process(
+            target=_child,
+            args=(self.settings, task, slot, now, trigger, sender),
+            name=f"echopilot-task-{task}",
+            daemon=True,
+        )
+        child.start()
+        sender.close()
+        with self._lock:
+            self._children.add(child)
+        try:
+            deadline = time.monotonic() + timeout.total_seconds()
+            outcome: Outcome | None = None
+            while outcome is None and time.monotonic() < deadline:
+                if receiver.poll(min(0.5, max(0.0, deadline - time.monotonic()))):
+                    try:
+                        outcome = receiver.recv()
+                    except EOFError:
+                        break
+                elif not child.is_alive() and not receiver.poll(0):
+                    break
+            if outcome is None:
+                timed_out = time.monotonic() >= deadline
+                _stop(child)
+                if timed_out:
+                    return Outcome("failed", error=f"timed out after {timeout} and was killed")
+                return Outcome("failed", error=f"task process died (exit code {child.exitcode})")
+            child.join(KILL_GRACE_SECONDS)
+            if child.is_alive():
+                _stop(child)
+            return outcome
+        finally:
+            receiver.close()
+            with self._lock:
+                self._children.discard(child)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            children = list(self._children)
+        for child in children:
+            _stop(child)
+
+
+def _stop(child: Any) -> None:
+    child.terminate()
+    child.join(KILL_GRACE_SECONDS)
+    if child.is_alive():
+        child.kill()
+        child.join(KILL_GRACE_SECONDS)
+
+
+class InlineRunner:
+    """Runs the task in the calling thread with the caller's runtime (tests only)."""
+
+    def __init__(
+        self, runtime: Runtime, on_run: Callable[[str, datetime], None] | None = None
+    ) -> None:
+        self.runtime = runtime
+        self.on_run = on_run
+
+    def run(
+        self, task: str, slot: datetime, now: datetime, trigger: str, timeout: timedelta
+    ) -> Outcome:
+        if self.on_run is not None:
+            self.on_run(task, slot)
+        try:
+            func = registry(self.runtime.settings.task_module_list)[task].func
+            return Outcome("ok", summary=func(TaskContext(self.runtime, task, slot, now, trigger)))
+        except Exception as exc:
+            return Outcome("failed", error=f"{type(exc).__name__}: {exc}")
+
+    def stop_all(self) -> None:
+        pass

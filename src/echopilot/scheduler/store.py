@@ -1,0 +1,232 @@
+"""The scheduler's rows: runs (the unique (task, slot) row is the claim), instances with
+their heartbeats, and the pause switch."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from echopilot.clock import utcnow
+from echopilot.db.engine import read_session, write_session
+from echopilot.db.models import SchedulerInstance, SchedulerState, ScheduleRun
+
+HOST = socket.gethostname()
+# A scheduler whose heartbeat is older than this is dead; its running runs are abandoned.
+STALE_AFTER = timedelta(seconds=20)
+STATE_ID = 1
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    task: str
+    slot: datetime
+    trigger: str
+    started_at: datetime
+
+
+def claim(
+    sessions: sessionmaker[Session],
+    *,
+    task: str,
+    slot: datetime,
+    trigger: str,
+    scheduler_id: str | None,
+    now: datetime,
+    status: str = "running",
+    note: str | None = None,
+) -> Claimed | None:
+    """Insert the (task, slot) row; None when another process already holds that slot."""
+    try:
+        with write_session(sessions) as session:
+            row = ScheduleRun(
+                task=task,
+                slot=slot,
+                trigger=trigger,
+                status=status,
+                started_at=now,
+                host=HOST,
+                pid=os.getpid(),
+                scheduler_id=scheduler_id,
+                note=note,
+                finished_at=now if status == "skipped" else None,
+                duration_ms=0 if status == "skipped" else None,
+            )
+            session.add(row)
+            session.flush()
+            return Claimed(row.id, task, slot, trigger, now)
+    except IntegrityError:
+        return None
+
+
+def finish(
+    sessions: sessionmaker[Session],
+    run_id: int,
+    *,
+    status: str,
+    now: datetime,
+    summary: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> int | None:
+    """Record a run's end; return its duration in ms (None if the row was already closed
+    by someone else, e.g. marked abandoned)."""
+    with write_session(sessions) as session:
+        run = session.get(ScheduleRun, run_id)
+        if run is None or run.status not in ("running", "abandoned"):
+            return None
+        run.status = status
+        run.finished_at = now
+        run.duration_ms = max(0, int((now - run.started_at).total_seconds() * 1000))
+        run.summary = summary
+        run.error = error[:4000] if error else None
+        return run.duration_ms
+
+
+def flag(sessions: sessionmaker[Session], run_id: int, note: str) -> None:
+    with write_session(sessions) as session:
+        session.execute(update(ScheduleRun).where(ScheduleRun.id == run_id).values(note=note))
+
+
+def running_run(session: Session, task: str) -> ScheduleRun | None:
+    return session.scalars(
+        select(ScheduleRun)
+        .where(ScheduleRun.task == task, ScheduleRun.status == "running")
+        .order_by(ScheduleRun.started_at.desc())
+        .limit(1)
+    ).one_or_none()
+
+
+def last_started(session: Session, task: str, *, include_manual: bool) -> ScheduleRun | None:
+    """The newest run of `task` that actually started (not skipped)."""
+    query = select(ScheduleRun).where(ScheduleRun.task == task, ScheduleRun.status != "skipped")
+    if not include_manual:
+        query = query.where(ScheduleRun.trigger != "manual")
+    return session.scalars(query.order_by(ScheduleRun.started_at.desc()).limit(1)).one_or_none()
+
+
+def last_run(session: Session, task: str) -> ScheduleRun | None:
+    return session.scalars(
+        select(ScheduleRun)
+        .where(ScheduleRun.task == task)
+        .order_by(ScheduleRun.slot.desc(), ScheduleRun.id.desc())
+        .limit(1)
+    ).one_or_none()
+
+
+def register_instance(sessions: sessionmaker[Session], instance_id: str, now: datetime) -> None:
+    with write_session(sessions) as session:
+        session.merge(
+            SchedulerInstance(
+                id=instance_id,
+                host=HOST,
+                pid=os.getpid(),
+                started_at=now,
+                heartbeat_at=now,
+                stopped_at=None,
+            )
+        )
+
+
+def beat(sessions: sessionmaker[Session], instance_id: str, now: datetime) -> None:
+    with write_session(sessions) as session:
+        session.execute(
+            update(SchedulerInstance)
+            .where(SchedulerInstance.id == instance_id)
+            .values(heartbeat_at=now)
+        )
+
+
+def mark_stopped(sessions: sessionmaker[Session], instance_id: str, now: datetime) -> None:
+    with write_session(sessions) as session:
+        session.execute(
+            update(SchedulerInstance)
+            .where(SchedulerInstance.id == instance_id)
+            .values(stopped_at=now)
+        )
+
+
+def live_instances(session: Session, now: datetime) -> list[SchedulerInstance]:
+    return list(
+        session.scalars(
+            select(SchedulerInstance)
+            .where(
+                SchedulerInstance.stopped_at.is_(None),
+                SchedulerInstance.heartbeat_at >= now - STALE_AFTER,
+            )
+            .order_by(SchedulerInstance.heartbeat_at.desc())
+        )
+    )
+
+
+def newest_heartbeat(session: Session) -> datetime | None:
+    return session.scalar(
+        select(SchedulerInstance.heartbeat_at)
+        .order_by(SchedulerInstance.heartbeat_at.desc())
+        .limit(1)
+    )
+
+
+def abandon_orphaned_runs(
+    sessions: sessionmaker[Session], now: datetime, timeouts: dict[str, timedelta]
+) -> list[int]:
+    """Mark abandoned the running runs whose scheduler is dead (stale heartbeat or stopped);
+    runs started outside a scheduler (manual, from the API) once they are far past their
+    task's timeout. Return their ids."""
+    with write_session(sessions) as session:
+        dead = select(SchedulerInstance.id).where(
+            or_(
+                SchedulerInstance.stopped_at.is_not(None),
+                SchedulerInstance.heartbeat_at < now - STALE_AFTER,
+            )
+        )
+        candidates = list(
+            session.scalars(
+                select(ScheduleRun).where(
+                    ScheduleRun.status == "running",
+                    or_(ScheduleRun.scheduler_id.in_(dead), ScheduleRun.scheduler_id.is_(None)),
+                )
+            )
+        )
+        abandoned = []
+        for run in candidates:
+            if run.scheduler_id is None:
+                limit = 2 * timeouts.get(run.task, timedelta(minutes=10))
+                if run.started_at > now - limit:
+                    continue
+            run.status = "abandoned"
+            run.finished_at = now
+            run.duration_ms = max(0, int((now - run.started_at).total_seconds() * 1000))
+            run.error = "its scheduler stopped before the run finished"
+            abandoned.append(run.id)
+        return abandoned
+
+
+def is_paused(sessions: sessionmaker[Session]) -> bool:
+    with read_session(sessions) as session:
+        state = session.get(SchedulerState, STATE_ID)
+        return bool(state and state.paused)
+
+
+def set_paused(
+    sessions: sessionmaker[Session], paused: bool, actor: str, now: datetime | None = None
+) -> bool:
+    """Set the switch; return whether it changed."""
+    now = now or utcnow()
+    with write_session(sessions) as session:
+        state = session.get(SchedulerState, STATE_ID)
+        if state is None:
+            state = SchedulerState(id=STATE_ID, paused=False, changed_at=now)
+            session.add(state)
+        if state.paused == paused:
+            return False
+        state.paused = paused
+        state.changed_at = now
+        state.changed_by = actor
+        return True

@@ -1,0 +1,55 @@
+"""The tasks the scheduler knows: built-in ones, and any from ECHOPILOT_TASK_MODULES.
+
+A task is a plain function of a TaskContext returning a JSON-able summary. Features add
+their tasks here when they land; a task is never registered before its feature exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from echopilot.runtime import Runtime
+
+TaskFunc = Callable[["TaskContext"], dict[str, Any]]
+
+
+@dataclass
+class TaskContext:
+    runtime: Runtime
+    task: str
+    slot: datetime
+    now: datetime
+    trigger: str
+    # Set when the run must stop (timeout or shutdown); long tasks check it between steps.
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
+class TaskDef:
+    name: str
+    func: TaskFunc
+    default_schedule: str
+    timeout: timedelta = timedelta(minutes=10)
+    run_at_start: bool = False
+    description: str = ""
+
+
+_REGISTRY: dict[str, TaskDef] = {}
+
+
+def register(task: TaskDef) -> TaskDef:
+    _REGISTRY[task.name] = task
+    return task
+
+
+def registry(extra_modules: tuple[str, ...] = ()) -> dict[str, TaskDef]:
+    """Every registered task, after importing the built-ins and `extra_modules`."""
+    importlib.import_module("echopilot.scheduler.builtin")
+    for module in extra_modules:
+        importlib.import_module(module)
+    return dict(sorted(_REGISTRY.items()))
