@@ -272,6 +272,14 @@ class Settings(BaseSettings):
         description="On SIGTERM/SIGINT, how long running tasks may finish before they are "
         "stopped and marked abandoned.",
     )
+    scheduler_stale_seconds: float = Field(
+        default=20.0,
+        ge=1,
+        le=3600,
+        validation_alias=_env("ECHOPILOT_SCHEDULER_STALE_SECONDS"),
+        description="A scheduler silent this long is dead: its running runs become abandoned "
+        "and their tasks eligible again.",
+    )
     scheduler_max_parallel: int = Field(
         default=8,
         ge=1,

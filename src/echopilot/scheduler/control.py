@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +154,8 @@ def status(runtime: Runtime, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     table = build(runtime.settings)
     with read_session(runtime.sessions) as session:
-        live = store.live_instances(session, now)
+        stale_after = timedelta(seconds=runtime.settings.scheduler_stale_seconds)
+        live = store.live_instances(session, now, stale_after)
         newest = store.newest_heartbeat(session)
         rows = []
         for name, entry in table.items():

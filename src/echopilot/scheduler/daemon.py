@@ -64,6 +64,7 @@ class Scheduler:
         self.pinger = pinger
         self.instance_id = f"{store.HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._handled: dict[str, datetime] = {}
+        self._born: datetime | None = None
         self._pool = ThreadPoolExecutor(
             max_workers=runtime.settings.scheduler_max_parallel, thread_name_prefix="run"
         )
@@ -75,12 +76,15 @@ class Scheduler:
         )
         self._failed_since_ping = False
         self._log = ndjson.log_path(runtime.settings.home, "scheduler")
+        self._stale_after = timedelta(seconds=runtime.settings.scheduler_stale_seconds)
 
     # -- life cycle -------------------------------------------------------------------
 
     def start(self, now: datetime | None = None) -> None:
         now = now or self.clock()
         store.register_instance(self.runtime.sessions, self.instance_id, now)
+        with read_session(self.runtime.sessions) as session:
+            self._born = store.first_start(session)
         self._housekeeping(now)
         ndjson.append(
             self._log,
@@ -93,13 +97,12 @@ class Scheduler:
         )
         if not store.is_paused(self.runtime.sessions):
             self._startup_runs(now)
+        self.tick(now)  # catches up missed slots at once
 
     def run_forever(self) -> None:
         """Loop until stop() is called; the caller handles signals."""
         while not self._stop.is_set():
-            now = self.clock()
-            self._housekeeping(now)
-            self.tick(now)
+            self.tick(self.clock())
             self._stop.wait(self._seconds_to_next_slot(self.clock()))
 
     def stop(self) -> None:
@@ -121,7 +124,9 @@ class Scheduler:
         self.runner.stop_all()
         now = self.clock()
         store.mark_stopped(self.runtime.sessions, self.instance_id, now)
-        abandoned = store.abandon_orphaned_runs(self.runtime.sessions, now, self._timeouts())
+        abandoned = store.abandon_orphaned_runs(
+            self.runtime.sessions, now, self._timeouts(), self._stale_after
+        )
         for future in pending.values():
             future.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -146,7 +151,9 @@ class Scheduler:
     # -- decisions --------------------------------------------------------------------
 
     def tick(self, now: datetime) -> list[str]:
-        """Handle every task whose latest slot is new; return the tasks started."""
+        """One round: upkeep, then every task whose latest slot is new; return the tasks
+        started."""
+        self._housekeeping(now)
         if store.is_paused(self.runtime.sessions):
             return []
         started = []
@@ -165,6 +172,8 @@ class Scheduler:
         late = now - slot
         if late >= grace:
             return False  # its window passed; the next slot will come
+        if self._born is not None and slot < self._born:
+            return False  # no scheduler ran then, so nothing was missed
         trigger = "scheduled" if late <= ON_TIME else "catchup"
         if trigger == "catchup" and entry.catchup == "skip":
             self._skip(entry.name, slot, now, trigger, "missed slot; catch-up policy is skip")
@@ -328,7 +337,7 @@ class Scheduler:
             if now >= self._next_abandon_check:
                 self._next_abandon_check = now + ABANDON_CHECK_EVERY
                 for run_id in store.abandon_orphaned_runs(
-                    self.runtime.sessions, now, self._timeouts()
+                    self.runtime.sessions, now, self._timeouts(), self._stale_after
                 ):
                     ndjson.append(
                         self._log,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,8 +18,6 @@ from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import SchedulerInstance, SchedulerState, ScheduleRun
 
 HOST = socket.gethostname()
-# A scheduler whose heartbeat is older than this is dead; its running runs are abandoned.
-STALE_AFTER = timedelta(seconds=20)
 STATE_ID = 1
 
 
@@ -152,17 +150,24 @@ def mark_stopped(sessions: sessionmaker[Session], instance_id: str, now: datetim
         )
 
 
-def live_instances(session: Session, now: datetime) -> list[SchedulerInstance]:
+def live_instances(
+    session: Session, now: datetime, stale_after: timedelta
+) -> list[SchedulerInstance]:
     return list(
         session.scalars(
             select(SchedulerInstance)
             .where(
                 SchedulerInstance.stopped_at.is_(None),
-                SchedulerInstance.heartbeat_at >= now - STALE_AFTER,
+                SchedulerInstance.heartbeat_at >= now - stale_after,
             )
             .order_by(SchedulerInstance.heartbeat_at.desc())
         )
     )
+
+
+def first_start(session: Session) -> datetime | None:
+    """When a scheduler first ran on this database: slots before it were never missed."""
+    return session.scalar(select(func.min(SchedulerInstance.started_at)))
 
 
 def newest_heartbeat(session: Session) -> datetime | None:
@@ -174,7 +179,10 @@ def newest_heartbeat(session: Session) -> datetime | None:
 
 
 def abandon_orphaned_runs(
-    sessions: sessionmaker[Session], now: datetime, timeouts: dict[str, timedelta]
+    sessions: sessionmaker[Session],
+    now: datetime,
+    timeouts: dict[str, timedelta],
+    stale_after: timedelta,
 ) -> list[int]:
     """Mark abandoned the running runs whose scheduler is dead (stale heartbeat or stopped);
     runs started outside a scheduler (manual, from the API) once they are far past their
@@ -183,7 +191,7 @@ def abandon_orphaned_runs(
         dead = select(SchedulerInstance.id).where(
             or_(
                 SchedulerInstance.stopped_at.is_not(None),
-                SchedulerInstance.heartbeat_at < now - STALE_AFTER,
+                SchedulerInstance.heartbeat_at < now - stale_after,
             )
         )
         candidates = list(

@@ -1,0 +1,321 @@
+"""Which slots run, and when: the scheduler's rules with the clock in the test's hands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from echopilot.db.engine import read_session
+from echopilot.db.models import ScheduleRun
+from echopilot.errors import ConfigError
+from echopilot.runtime import Runtime
+from echopilot.scheduler import store
+from echopilot.scheduler.daemon import Scheduler
+from echopilot.scheduler.executor import InlineRunner
+from echopilot.scheduler.table import build
+
+T0 = datetime(2026, 11, 26, 7, 59, 50, tzinfo=UTC)
+PROBES = "tests.fakes.probe_tasks"
+
+
+class World:
+    """A scheduler on a shared database whose clock the test sets."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.now = T0
+        self.instances: list[Scheduler] = []
+
+    def scheduler(self, start: bool = True) -> Scheduler:
+        sched = Scheduler(self.runtime, build(self.runtime.settings), InlineRunner(self.runtime),
+                          clock=lambda: self.now)
+        self.instances.append(sched)
+        if start:
+            sched.start(self.now)
+            sched.wait_idle()
+        return sched
+
+    def at(self, sched: Scheduler, moment: datetime) -> list[str]:
+        self.now = moment
+        started = sched.tick(moment)
+        sched.wait_idle()
+        return started
+
+    def runs(self, task: str = "probe") -> list[tuple[datetime, str, str]]:
+        with read_session(self.runtime.sessions) as session:
+            rows = session.scalars(select(ScheduleRun).where(ScheduleRun.task == task)
+                                   .order_by(ScheduleRun.slot))
+            return [(r.slot, r.trigger, r.status) for r in rows]
+
+    def ran(self, task: str = "probe") -> list[datetime]:
+        return [slot for slot, _, status in self.runs(task) if status == "ok"]
+
+
+@pytest.fixture
+def world(make_runtime: Callable[..., Runtime]) -> Iterator[Callable[..., World]]:
+    made: list[World] = []
+
+    def make(**schedules: str) -> World:
+        catchup = {k.removeprefix("catchup_"): v for k, v in schedules.items()
+                   if k.startswith("catchup_")}
+        plain = {k: v for k, v in schedules.items() if not k.startswith("catchup_")}
+        rt = make_runtime(task_modules=PROBES, schedules={"recovery_sweep": "off",
+                                                          "retention": "off", **plain},
+                          catchup=catchup)
+        made.append(World(rt))
+        return made[-1]
+
+    yield make
+    for w in made:
+        for sched in w.instances:
+            sched.shutdown(0)
+
+
+def at(hour: int, minute: int = 0, second: float = 0, day: int = 26) -> datetime:
+    whole = int(second)
+    return datetime(2026, 11, day, hour, minute, whole, int((second - whole) * 1e6), tzinfo=UTC)
+
+
+def test_a_daily_slot_runs_once_at_its_time(world: Callable[..., World]) -> None:
+    w = world(probe="daily 08:00")
+    sched = w.scheduler()
+    assert w.at(sched, at(7, 59, 59)) == []
+    assert w.at(sched, at(8, 0, 0.4)) == ["probe"]
+    assert w.at(sched, at(8, 0, 30)) == []
+    assert w.at(sched, at(12, 0)) == []
+    assert w.at(sched, at(8, 0, 1, day=27)) == ["probe"]
+    assert w.ran() == [at(8), at(8, day=27)]
+    assert [t for _, t, _ in w.runs()] == ["scheduled", "scheduled"]
+
+
+def test_interval_slots_are_aligned_and_run_once_each(world: Callable[..., World]) -> None:
+    w = world(probe="every 15m")
+    sched = w.scheduler()
+    for minute in (0, 1, 14, 15, 29, 30, 44):
+        w.at(sched, at(9, minute, 0.2))
+    assert w.ran() == [at(9, 0), at(9, 15), at(9, 30)]
+
+
+def test_a_cron_override_replaces_the_default_schedule(world: Callable[..., World]) -> None:
+    w = world(probe="*/5 9-10 * * *")
+    sched = w.scheduler()
+    for minute in range(0, 60, 1):
+        w.at(sched, at(8, minute, 0.5))
+    for minute in range(0, 12):
+        w.at(sched, at(9, minute, 0.5))
+    assert w.ran() == [at(9, 0), at(9, 5), at(9, 10)]
+
+
+def test_a_bad_schedule_stops_start_up_naming_the_setting(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    rt = make_runtime(task_modules=PROBES, schedules={"probe": "every tuesday"})
+    with pytest.raises(ConfigError, match="ECHOPILOT_SCHEDULE_PROBE"):
+        build(rt.settings)
+    rt2 = make_runtime(schedules={"nosuchtask": "every 5m"})
+    with pytest.raises(ConfigError, match="ECHOPILOT_SCHEDULE_NOSUCHTASK: no task"):
+        build(rt2.settings)
+    rt3 = make_runtime(task_modules=PROBES, catchup={"probe": "twice"})
+    with pytest.raises(ConfigError, match="ECHOPILOT_CATCHUP_PROBE"):
+        build(rt3.settings)
+
+
+def test_missed_slots_after_downtime_coalesce_into_one_catch_up_run(
+    world: Callable[..., World],
+) -> None:
+    w = world(probe="every 6h")
+    w.now = at(17, 0, day=25)
+    first = w.scheduler()
+    w.at(first, at(18, 0, 0.1, day=25))  # ran at 18:00 on the 25th, then the machine went down
+    first.shutdown(0)
+
+    w.now = at(7, 30, day=26)  # back after 00:00 and 06:00 (across midnight) were missed
+    w.scheduler()
+    assert w.runs() == [(at(18, day=25), "scheduled", "ok"), (at(6, day=26), "catchup", "ok")]
+
+
+def test_a_daily_task_down_at_its_time_runs_once_when_the_scheduler_returns(
+    world: Callable[..., World],
+) -> None:
+    w = world(probe="daily 08:00")
+    w.now = at(7, 0)
+    w.scheduler().shutdown(0)  # it ran until 07:00, then stopped
+    w.now = at(9, 30)
+    sched = w.scheduler()
+    assert w.runs() == [(at(8), "catchup", "ok")]
+    w.at(sched, at(9, 31))
+    assert len(w.ran()) == 1
+
+
+def test_the_skip_policy_does_not_catch_up(world: Callable[..., World]) -> None:
+    w = world(probe="daily 08:00", catchup_probe="skip")
+    w.now = at(7, 0)
+    w.scheduler().shutdown(0)
+    w.now = at(9, 30)
+    w.scheduler()
+    assert w.runs() == [(at(8), "catchup", "skipped")]
+
+
+def test_a_slot_past_its_grace_window_is_not_run(world: Callable[..., World]) -> None:
+    w = world(probe="0 8 * * 1")  # weekly, Mondays 08:00; grace is capped at 24 h
+    w.now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    w.scheduler().shutdown(0)  # installed the week before, then down over Monday
+    w.now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # Wednesday: Monday's slot is 49 h old
+    w.scheduler()
+    assert w.runs() == []
+    w.now = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # Tuesday 20:00: 36 h old, also too late
+    w.scheduler()
+    assert w.runs() == []
+
+
+def test_the_debounce_floor_keeps_a_restart_from_running_an_hourly_task_twice(
+    world: Callable[..., World],
+) -> None:
+    w = world(probe="0 * * * *")
+    w.now = at(9, 30)
+    sched = w.scheduler()
+    w.at(sched, at(10, 0, 0.2))
+    sched.shutdown(0)
+    # A restart at 10:20 and the 11:00 slot. The restart's catch-up of 10:00 finds it done;
+    w.now = at(10, 20)
+    again = w.scheduler()
+    # 11:00 is more than 55 min after 10:00, so it runs.
+    w.at(again, at(11, 0, 0.1))
+    assert w.ran() == [at(10), at(11)]
+
+
+def test_a_startup_run_counts_for_the_debounce_floor(
+    world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes import probe_tasks  # noqa: F401  (registers the probe)
+    from echopilot.scheduler import tasks
+
+    probe = tasks._REGISTRY["probe"]
+    monkeypatch.setitem(tasks._REGISTRY, "probe",
+                        tasks.TaskDef(name="probe", func=probe.func, default_schedule="off",
+                                      run_at_start=True))
+    w = world(probe="0 * * * *")
+    w.now = at(9, 40)
+    sched = w.scheduler()  # runs once at start
+    w.at(sched, at(10, 0, 0.1))  # 20 min later: inside the 55-minute floor, skipped
+    w.at(sched, at(11, 0, 0.1))
+    assert w.runs() == [(at(9, 40), "startup", "ok"), (at(10), "scheduled", "skipped"),
+                        (at(11), "scheduled", "ok")]
+
+
+def test_fast_tasks_have_no_debounce(world: Callable[..., World]) -> None:
+    w = world(probe="every 10s")
+    w.now = at(7, 59, 55)
+    sched = w.scheduler()
+    for second in (0, 10, 20, 30):
+        w.at(sched, at(8, 0, second + 0.1))
+    assert len(w.ran()) == 4
+
+
+def test_pause_stops_new_runs_and_resume_catches_up_once(world: Callable[..., World]) -> None:
+    w = world(probe="every 15m")
+    w.now = at(8, 50)
+    sched = w.scheduler()
+    w.at(sched, at(9, 0, 0.1))
+    store.set_paused(w.runtime.sessions, True, "test")
+    for minute in (15, 30, 45):
+        assert w.at(sched, at(9, minute, 0.1)) == []
+    store.set_paused(w.runtime.sessions, False, "test")
+    w.at(sched, at(9, 50))
+    assert w.runs() == [(at(9, 0), "scheduled", "ok"), (at(9, 45), "catchup", "ok")]
+
+
+def test_paused_state_survives_a_restart(world: Callable[..., World]) -> None:
+    w = world(probe="every 15m")
+    store.set_paused(w.runtime.sessions, True, "test")
+    w.now = at(8, 50)
+    sched = w.scheduler()
+    w.at(sched, at(9, 0, 0.1))
+    assert w.runs() == []
+    assert store.is_paused(w.runtime.sessions)
+
+
+def test_a_manual_run_is_recorded_and_does_not_take_the_next_slot(
+    world: Callable[..., World],
+) -> None:
+    w = world(probe="every 15m")
+    sched = w.scheduler()
+    w.now = at(9, 7)
+    sched.run_manual(sched.table["probe"], w.now)
+    w.at(sched, at(9, 15, 0.1))
+    assert w.runs() == [(at(9, 7), "manual", "ok"), (at(9, 15), "scheduled", "ok")]
+
+
+def test_two_schedulers_on_one_database_run_a_slot_once(world: Callable[..., World]) -> None:
+    w = world(probe="every 1m")
+    a, b = w.scheduler(), w.scheduler()
+    for minute in range(5):
+        w.at(a, at(9, minute, 0.1))
+        w.at(b, at(9, minute, 0.2))
+    assert w.ran() == [at(9, m) for m in range(5)]
+
+
+def test_a_run_that_outlasts_its_interval_is_flagged_not_overlapped(
+    world: Callable[..., World],
+) -> None:
+    w = world(probe="every 1m")
+    sched = w.scheduler()
+    w.at(sched, at(9, 0, 0.1))
+    with w.runtime.sessions.begin() as session:  # pretend the 09:00 run is still going
+        run = session.scalars(select(ScheduleRun)).one()
+        run.status = "running"
+        run.finished_at = None
+    w.at(sched, at(9, 1, 0.1))
+    runs = {r.slot: r for r in _rows(w)}
+    assert runs[at(9, 1)].status == "skipped"
+    assert "drift" in (runs[at(9, 1)].note or "")
+    assert "drift" in (runs[at(9, 0)].note or "")
+
+
+def test_a_failing_task_is_recorded_failed_and_the_scheduler_goes_on(
+    world: Callable[..., World],
+) -> None:
+    w = world(boom="every 1m", probe="every 1m")
+    sched = w.scheduler()
+    w.at(sched, at(9, 0, 0.1))
+    w.at(sched, at(9, 1, 0.1))
+    boom = [r for r in _rows(w, "boom")]
+    assert [r.status for r in boom] == ["failed", "failed"]
+    assert "failed on purpose" in (boom[0].error or "")
+    assert len(w.ran("probe")) == 2
+
+
+def test_a_dead_schedulers_running_run_is_abandoned_and_its_task_runs_again(
+    world: Callable[..., World],
+) -> None:
+    w = world(probe="every 1m")
+    dead = w.scheduler()
+    store.claim(w.runtime.sessions, task="probe", slot=at(9, 0), trigger="scheduled",
+                scheduler_id=dead.instance_id, now=at(9, 0))
+    store.beat(w.runtime.sessions, dead.instance_id, at(9, 0))
+    survivor = w.scheduler()
+    w.at(survivor, at(9, 1, 0.1))  # the dead one's heartbeat is 60 s old by now
+    statuses = {r.slot: r.status for r in _rows(w)}
+    assert statuses == {at(9, 0): "abandoned", at(9, 1): "ok"}
+
+
+def _rows(w: World, task: str = "probe") -> list[Any]:
+    with read_session(w.runtime.sessions) as session:
+        return list(session.scalars(select(ScheduleRun).where(ScheduleRun.task == task)
+                                    .order_by(ScheduleRun.slot)))
+
+
+def test_slot_math_across_a_day_boundary() -> None:
+    from echopilot.scheduler.spec import parse
+
+    every6 = parse("every 6h")
+    assert every6.latest(at(23, 59, day=25)) == at(18, day=25)
+    assert every6.following(at(23, 59, day=25)) == at(0, day=26)
+    daily = parse("daily 08:00")
+    assert daily.latest(at(7, 59, 59)) == at(8, day=25)
+    assert daily.latest(at(8)) == at(8)
+    assert daily.interval(at(8)) == timedelta(days=1)
