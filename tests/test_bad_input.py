@@ -1,127 +1,178 @@
-"""Bad input through the CLI: exit code 2, one line on stderr naming the field, nothing written."""
+"""Bad input through the CLI: exit code 2, one line on stderr naming the field, nothing written.
+
+Every case is a separate `echopilot` child process. They share one home and a module fixture
+runs them concurrently (one per CPU), because each costs over a second of start-up; every
+submitted case carries its own --name, so "nothing written" is checked per case.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import func, select
 
+from echopilot.config import load_settings
 from echopilot.db.models import Job
 from echopilot.runtime import Runtime
-from tests.conftest import env_for, run_cli
+from tests.conftest import FAST, env_for, run_cli
 
 TASK_TYPES = ("data_transform", "drafting", "other", "research", "summary", "transcription")
-SUBMIT = ("jobs", "submit", "--name", "a job", "--type", "summary")
+Result = subprocess.CompletedProcess[str]
 
 
-def job_count(rt: Runtime) -> int:
-    with rt.sessions() as session:
-        return int(session.scalar(select(func.count()).select_from(Job)) or 0)
+def submit(name: str, *args: str, task_type: str = "summary") -> tuple[str, ...]:
+    return ("jobs", "submit", "--name", name, "--type", task_type, *args)
 
 
-def the_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The single line the CLI printed on stderr, after checking the exit code is 2."""
+@dataclass
+class Outcomes:
+    rt: Runtime
+    results: dict[str, Result]
+
+    def jobs_named(self, name: str) -> int:
+        with self.rt.sessions() as session:
+            query = select(func.count()).select_from(Job).where(Job.name == name)
+            return int(session.scalar(query) or 0)
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcomes]:
+    """Run every case at once against one migrated home; map case name to its result."""
+    root = tmp_path_factory.mktemp("bad-input")
+    with pytest.MonkeyPatch.context() as patch:  # nothing from the developer's shell
+        for name in list(os.environ):
+            if name.startswith(("ECHOPILOT_", "OPENAI_")) and not name.startswith(
+                "ECHOPILOT_TEST_"
+            ):
+                patch.delenv(name)
+        settings = load_settings(home=root / "var", _env_file=None, **FAST)
+    rt = Runtime(settings)
+    rt.migrate()
+
+    big = root / "big.txt"
+    big.write_text("x" * 200_001, encoding="utf-8")
+    small = root / "small.txt"
+    small.write_text("from a file", encoding="utf-8")
+    missing = root / "no-such-file.txt"
+
+    cases: dict[str, tuple[str, ...]] = {
+        "valid": submit("valid", "--input", "a real job"),
+        "empty": submit("empty", "--input", ""),
+        "too-long": submit("too-long", "--input-file", str(big)),
+        "unknown-type": submit("unknown-type", "--input", "text", task_type="poetry"),
+        "negative-qa": submit("negative-qa", "--input", "text", "--qa-target", "-5"),
+        "both-inputs": submit("both-inputs", "--input", "inline", "--input-file", str(small)),
+        "missing-file": submit("missing-file", "--input-file", str(missing)),
+        "show": ("jobs", "show", "999999"),
+        "retry": ("jobs", "retry", "999999"),
+        "cancel": ("jobs", "cancel", "999999"),
+        "status": ("jobs", "list", "--status", "nonsense"),
+    }
+    bad_settings = {
+        "bad-lease": (
+            {"ECHOPILOT_LEASE_SECONDS": "abc"},
+            submit("bad-lease", "--input", "text"),
+        ),
+        "bad-provider": ({"ECHOPILOT_AI_PROVIDER": "gpt"}, ("config", "show")),
+    }
+
+    def with_env(extra: dict[str, str], args: tuple[str, ...]) -> Result:
+        return subprocess.run(
+            [sys.executable, "-m", "echopilot", *args],
+            env={**env_for(settings), **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=root,
+        )
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        futures = {name: pool.submit(run_cli, settings, *args) for name, args in cases.items()}
+        futures |= {name: pool.submit(with_env, *case) for name, case in bad_settings.items()}
+        results = {name: future.result() for name, future in futures.items()}
+    yield Outcomes(rt, results)
+    rt.close()
+
+
+def rejected(bad: Outcomes, case: str) -> str:
+    """Check the case exited 2 with one line on stderr and wrote no job; return that line."""
+    result = bad.results[case]
     assert result.returncode == 2, f"exit {result.returncode}; stderr: {result.stderr!r}"
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}: {result.stderr!r}"
+    assert bad.jobs_named(case) == 0, "a rejected submission writes no job"
     return lines[0]
 
 
-@pytest.fixture
-def rt(make_runtime: Callable[..., Runtime]) -> Runtime:
-    """A migrated database that the CLI child shares."""
-    return make_runtime()
+def test_a_valid_submission_next_to_the_bad_ones_is_stored(bad: Outcomes) -> None:
+    # The control case: proves that the "no job written" checks look at the right database.
+    assert bad.results["valid"].returncode == 0, bad.results["valid"].stderr
+    assert bad.jobs_named("valid") == 1
 
 
-def test_it_rejects_an_empty_input(rt: Runtime) -> None:
-    line = the_error_line(run_cli(rt.settings, *SUBMIT, "--input", ""))
-    assert "input" in line
-    assert job_count(rt) == 0
+def test_it_rejects_an_empty_input(bad: Outcomes) -> None:
+    assert "input" in rejected(bad, "empty")
 
 
-def test_it_rejects_an_input_over_200000_characters(rt: Runtime, tmp_path: Path) -> None:
-    big = tmp_path / "big.txt"
-    big.write_text("x" * 200_001, encoding="utf-8")
-    line = the_error_line(run_cli(rt.settings, *SUBMIT, "--input-file", str(big)))
+def test_it_rejects_an_input_over_200000_characters(bad: Outcomes) -> None:
+    line = rejected(bad, "too-long")
     assert "input" in line
     assert "200,000" in line or "200000" in line, "the message states the limit"
-    assert job_count(rt) == 0
 
 
-def test_it_rejects_an_unknown_task_type_and_lists_the_known_ones(rt: Runtime) -> None:
-    result = run_cli(
-        rt.settings, "jobs", "submit", "--name", "a job", "--type", "poetry", "--input", "text"
-    )
-    line = the_error_line(result)
+def test_it_rejects_an_unknown_task_type_and_lists_the_known_ones(bad: Outcomes) -> None:
+    line = rejected(bad, "unknown-type")
     assert "task_type" in line
     assert "poetry" in line
     for known in TASK_TYPES:
         assert known in line, f"the known type {known!r} is listed"
-    assert job_count(rt) == 0
 
 
-def test_it_rejects_a_negative_qa_target(rt: Runtime) -> None:
-    line = the_error_line(run_cli(rt.settings, *SUBMIT, "--input", "text", "--qa-target", "-5"))
-    assert "qa_target" in line
-    assert job_count(rt) == 0
+def test_it_rejects_a_negative_qa_target(bad: Outcomes) -> None:
+    assert "qa_target" in rejected(bad, "negative-qa")
 
 
-def test_it_rejects_input_and_input_file_together(rt: Runtime, tmp_path: Path) -> None:
-    source = tmp_path / "input.txt"
-    source.write_text("from a file", encoding="utf-8")
-    result = run_cli(rt.settings, *SUBMIT, "--input", "inline", "--input-file", str(source))
-    line = the_error_line(result)
+def test_it_rejects_input_and_input_file_together(bad: Outcomes) -> None:
+    line = rejected(bad, "both-inputs")
     assert "input" in line
-    assert job_count(rt) == 0
+    assert "--input-file" in line
 
 
-def test_it_rejects_a_missing_input_file(rt: Runtime, tmp_path: Path) -> None:
-    missing = tmp_path / "no-such-file.txt"
-    line = the_error_line(run_cli(rt.settings, *SUBMIT, "--input-file", str(missing)))
+def test_it_rejects_a_missing_input_file(bad: Outcomes) -> None:
+    line = rejected(bad, "missing-file")
     assert "input_file" in line
     assert "no-such-file.txt" in line
-    assert job_count(rt) == 0
 
 
 @pytest.mark.parametrize("command", ["show", "retry", "cancel"])
-def test_it_reports_an_unknown_job_id(rt: Runtime, command: str) -> None:
-    line = the_error_line(run_cli(rt.settings, "jobs", command, "999999"))
+def test_it_reports_an_unknown_job_id(bad: Outcomes, command: str) -> None:
+    line = rejected(bad, command)
     assert "999999" in line
     assert "not found" in line
-    assert job_count(rt) == 0
 
 
-def test_it_rejects_an_unknown_status_filter(rt: Runtime) -> None:
-    line = the_error_line(run_cli(rt.settings, "jobs", "list", "--status", "nonsense"))
+def test_it_rejects_an_unknown_status_filter(bad: Outcomes) -> None:
+    line = rejected(bad, "status")
     assert "status" in line
-    assert "queued" in line, "the message lists the statuses that exist"
-    assert job_count(rt) == 0
+    assert "nonsense" in line or "queued" in line, "the message shows the bad or good values"
 
 
 @pytest.mark.parametrize(
-    ("variable", "value", "command"),
+    ("case", "variable", "value"),
     [
-        ("ECHOPILOT_LEASE_SECONDS", "abc", (*SUBMIT, "--input", "text")),
-        ("ECHOPILOT_AI_PROVIDER", "gpt", ("config", "show")),
+        ("bad-lease", "ECHOPILOT_LEASE_SECONDS", "abc"),
+        ("bad-provider", "ECHOPILOT_AI_PROVIDER", "gpt"),
     ],
 )
 def test_a_bad_setting_makes_a_command_exit_2_naming_the_setting(
-    rt: Runtime, variable: str, value: str, command: tuple[str, ...]
+    bad: Outcomes, case: str, variable: str, value: str
 ) -> None:
-    env = {**env_for(rt.settings), variable: value}
-    result = subprocess.run(
-        [sys.executable, "-m", "echopilot", *command],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=rt.settings.home.parent,
-    )
-    line = the_error_line(result)
+    line = rejected(bad, case)
     assert variable in line
     assert value in line, "the message shows the bad value"
-    assert job_count(rt) == 0

@@ -1,4 +1,4 @@
-"""The `echopilot jobs` and `config show` commands, as a user scripting them with --json sees them."""
+"""The `jobs` and `config show` commands, as a user scripting them with --json sees them."""
 
 from __future__ import annotations
 
@@ -114,7 +114,9 @@ def test_list_filters_by_status_and_honours_the_limit(rt: Runtime) -> None:
     for job_id in (older_done, newer_done):
         assert pipeline.process(rt, job_id) == "done"
     submit(rt, "still queued")
-    rows = as_json(run_cli(rt.settings, "jobs", "list", "--status", "done", "--limit", "1", "--json"))
+    rows = as_json(
+        run_cli(rt.settings, "jobs", "list", "--status", "done", "--limit", "1", "--json")
+    )
     assert [r["id"] for r in rows] == [newer_done], "newest done job only"
     assert rows[0]["status"] == "done"
     assert all(f in rows[0] for f in CONTRACT)

@@ -94,17 +94,17 @@ def test_seed_loads_a_month_of_varied_history_with_a_quality_dip_and_unpaid_tail
     assert sum(j.payment_status == "unpaid" for j in older) / len(older) < 0.15
     assert sum(days_ago(j) <= 5 for j in unpaid) / len(unpaid) > 0.6, "unpaid is mostly recent"
 
-    assert all(j.is_demo and j.source == "demo" for j in jobs), "every job is marked demo"
+    assert all(j.is_demo and j.source == j.provider == "demo" for j in jobs), "marked demo"
     used = {j.client_id for j in jobs}
     assert all(c.is_demo for c in clients if c.id in used), "every demo client is marked demo"
 
 
 def test_seeding_twice_does_not_duplicate_the_history(rt: Runtime) -> None:
-    demo.seed(rt)
-    again = seed_via_cli(rt)
-    assert count(rt, Job) == again["jobs"]
-    assert count(rt, JobAttempt) == again["attempts"]
-    assert count(rt, Client, Client.is_demo) == again["clients"]
+    assert demo.seed(rt).jobs > 0
+    again = demo.seed(rt, random_seed=8)
+    assert count(rt, Job) == again.jobs, "the second seed replaced the first"
+    assert count(rt, JobAttempt) == again.attempts
+    assert count(rt, Client, Client.is_demo) == again.clients == len(demo.CLIENTS)
 
 
 def test_reset_removes_every_demo_row_and_keeps_real_jobs(rt: Runtime) -> None:

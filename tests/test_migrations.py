@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from echopilot.config import Settings
 from echopilot.db.migrate import current_revision, head_revision
@@ -31,8 +32,15 @@ def test_a_second_upgrade_reports_the_database_is_already_at_head(
     assert head in second.stdout
 
 
+def catalogue(rt: Runtime) -> tuple[list[str], list[str]]:
+    with rt.sessions() as session:
+        types = session.scalars(select(TaskType.name).order_by(TaskType.name))
+        rules = session.scalars(select(PriceRule.task_type).order_by(PriceRule.task_type))
+        return list(types), list(rules)
+
+
 def test_two_upgrades_started_at_once_on_a_fresh_home_both_succeed(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     settings = make_settings()
     assert not settings.home.exists()
@@ -47,15 +55,18 @@ def test_two_upgrades_started_at_once_on_a_fresh_home_both_succeed(
         )
         for _ in range(2)
     ]
-    outcomes = [(child.wait(timeout=120), *child.communicate()) for child in children]
-    for code, _out, err in outcomes:
-        assert code == 0, err
-    rt = Runtime(settings)
+    for child in children:
+        _out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+
+    raced = Runtime(settings)
+    reference = Runtime(make_settings(home=tmp_path / "reference"))
     try:
-        assert current_revision(rt.engine) == head_revision()
-        with rt.sessions() as session:
-            task_types = session.scalar(select(func.count()).select_from(TaskType))
-            rules = session.scalar(select(func.count()).select_from(PriceRule))
-        assert task_types == rules == 6, "the catalogue was seeded exactly once"
+        assert current_revision(raced.engine) == head_revision()
+        reference.migrate()
+        types, rules = catalogue(raced)
+        assert types, "the catalogue of task types was seeded"
+        assert (types, rules) == catalogue(reference), "seeded once, as by a single upgrade"
     finally:
-        rt.close()
+        raced.close()
+        reference.close()

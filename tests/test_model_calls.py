@@ -9,8 +9,15 @@ from echopilot.ai.openai_provider import OpenAIProvider
 from echopilot.ai.retry import RetryPolicy, with_retries
 from tests.fakes.model_server import FakeModelServer, Reply
 
-REQUEST = ModelRequest(purpose="task", model="gpt-4o", system="Summarise.", prompt="Some text.",
-                       max_tokens=100, task_type="summary", input_text="Some text.")
+REQUEST = ModelRequest(
+    purpose="task",
+    model="gpt-4o",
+    system="Summarise.",
+    prompt="Some text.",
+    max_tokens=100,
+    task_type="summary",
+    input_text="Some text.",
+)
 FAST = RetryPolicy(max_retries=3, base_seconds=0.01, max_seconds=5)
 
 
@@ -33,8 +40,11 @@ def test_a_success_reports_text_and_token_usage(model_server: FakeModelServer) -
 
 
 def test_it_waits_for_retry_after_on_429_then_succeeds(model_server: FakeModelServer) -> None:
-    model_server.on("task", Reply.error(429, "slow down", headers={"Retry-After": "1"}),
-                    Reply.ok("after the wait"))
+    model_server.on(
+        "task",
+        Reply.error(429, "slow down", headers={"Retry-After": "1"}),
+        Reply.ok("after the wait"),
+    )
     completion = call(model_server)
     assert completion.text == "after the wait"
     first, second = model_server.requests

@@ -31,8 +31,12 @@ class World:
         self.instances: list[Scheduler] = []
 
     def scheduler(self, start: bool = True) -> Scheduler:
-        sched = Scheduler(self.runtime, build(self.runtime.settings), InlineRunner(self.runtime),
-                          clock=lambda: self.now)
+        sched = Scheduler(
+            self.runtime,
+            build(self.runtime.settings),
+            InlineRunner(self.runtime),
+            clock=lambda: self.now,
+        )
         self.instances.append(sched)
         if start:
             sched.start(self.now)
@@ -47,8 +51,9 @@ class World:
 
     def runs(self, task: str = "probe") -> list[tuple[datetime, str, str]]:
         with read_session(self.runtime.sessions) as session:
-            rows = session.scalars(select(ScheduleRun).where(ScheduleRun.task == task)
-                                   .order_by(ScheduleRun.slot))
+            rows = session.scalars(
+                select(ScheduleRun).where(ScheduleRun.task == task).order_by(ScheduleRun.slot)
+            )
             return [(r.slot, r.trigger, r.status) for r in rows]
 
     def ran(self, task: str = "probe") -> list[datetime]:
@@ -60,12 +65,15 @@ def world(make_runtime: Callable[..., Runtime]) -> Iterator[Callable[..., World]
     made: list[World] = []
 
     def make(**schedules: str) -> World:
-        catchup = {k.removeprefix("catchup_"): v for k, v in schedules.items()
-                   if k.startswith("catchup_")}
+        catchup = {
+            k.removeprefix("catchup_"): v for k, v in schedules.items() if k.startswith("catchup_")
+        }
         plain = {k: v for k, v in schedules.items() if not k.startswith("catchup_")}
-        rt = make_runtime(task_modules=PROBES, schedules={"recovery_sweep": "off",
-                                                          "retention": "off", **plain},
-                          catchup=catchup)
+        rt = make_runtime(
+            task_modules=PROBES,
+            schedules={"recovery_sweep": "off", "retention": "off", **plain},
+            catchup=catchup,
+        )
         made.append(World(rt))
         return made[-1]
 
@@ -191,20 +199,25 @@ def test_the_debounce_floor_keeps_a_restart_from_running_an_hourly_task_twice(
 def test_a_startup_run_counts_for_the_debounce_floor(
     world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.fakes import probe_tasks  # noqa: F401  (registers the probe)
     from echopilot.scheduler import tasks
+    from tests.fakes import probe_tasks  # noqa: F401  (registers the probe)
 
     probe = tasks._REGISTRY["probe"]
-    monkeypatch.setitem(tasks._REGISTRY, "probe",
-                        tasks.TaskDef(name="probe", func=probe.func, default_schedule="off",
-                                      run_at_start=True))
+    monkeypatch.setitem(
+        tasks._REGISTRY,
+        "probe",
+        tasks.TaskDef(name="probe", func=probe.func, default_schedule="off", run_at_start=True),
+    )
     w = world(probe="0 * * * *")
     w.now = at(9, 40)
     sched = w.scheduler()  # runs once at start
     w.at(sched, at(10, 0, 0.1))  # 20 min later: inside the 55-minute floor, skipped
     w.at(sched, at(11, 0, 0.1))
-    assert w.runs() == [(at(9, 40), "startup", "ok"), (at(10), "scheduled", "skipped"),
-                        (at(11), "scheduled", "ok")]
+    assert w.runs() == [
+        (at(9, 40), "startup", "ok"),
+        (at(10), "scheduled", "skipped"),
+        (at(11), "scheduled", "ok"),
+    ]
 
 
 def test_fast_tasks_have_no_debounce(world: Callable[..., World]) -> None:
@@ -294,8 +307,14 @@ def test_a_dead_schedulers_running_run_is_abandoned_and_its_task_runs_again(
 ) -> None:
     w = world(probe="every 1m")
     dead = w.scheduler()
-    store.claim(w.runtime.sessions, task="probe", slot=at(9, 0), trigger="scheduled",
-                scheduler_id=dead.instance_id, now=at(9, 0))
+    store.claim(
+        w.runtime.sessions,
+        task="probe",
+        slot=at(9, 0),
+        trigger="scheduled",
+        scheduler_id=dead.instance_id,
+        now=at(9, 0),
+    )
     store.beat(w.runtime.sessions, dead.instance_id, at(9, 0))
     survivor = w.scheduler()
     w.at(survivor, at(9, 1, 0.1))  # the dead one's heartbeat is 60 s old by now
@@ -305,8 +324,11 @@ def test_a_dead_schedulers_running_run_is_abandoned_and_its_task_runs_again(
 
 def _rows(w: World, task: str = "probe") -> list[Any]:
     with read_session(w.runtime.sessions) as session:
-        return list(session.scalars(select(ScheduleRun).where(ScheduleRun.task == task)
-                                    .order_by(ScheduleRun.slot)))
+        return list(
+            session.scalars(
+                select(ScheduleRun).where(ScheduleRun.task == task).order_by(ScheduleRun.slot)
+            )
+        )
 
 
 def test_slot_math_across_a_day_boundary() -> None:

@@ -325,6 +325,11 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("openai_api_key")
+    @classmethod
+    def _blank_key_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
     @field_validator("dashboard_key")
     @classmethod
     def _check_dashboard_key(cls, value: SecretStr | None) -> SecretStr | None:

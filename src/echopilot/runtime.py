@@ -9,16 +9,18 @@ from __future__ import annotations
 import os
 import socket
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from echopilot.ai.base import Provider
-from echopilot.ai.registry import build_provider
 from echopilot.config import Settings
 from echopilot.db.engine import make_engine, make_session_factory
 from echopilot.db.migrate import upgrade
-from echopilot.queue.app import JobQueue
+
+if TYPE_CHECKING:
+    from echopilot.ai.base import Provider
+    from echopilot.queue.app import JobQueue
 
 
 class Runtime:
@@ -38,10 +40,14 @@ class Runtime:
 
     @cached_property
     def queue(self) -> JobQueue:
+        from echopilot.queue.app import JobQueue
+
         return JobQueue(self.settings)
 
     @cached_property
     def provider(self) -> Provider:
+        from echopilot.ai.registry import build_provider
+
         return build_provider(self.settings)
 
     def migrate(self) -> tuple[str | None, str | None]:

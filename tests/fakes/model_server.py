@@ -35,8 +35,15 @@ class Reply:
 
     @classmethod
     def score(cls, clarity: float, accuracy: float, completeness: float, tone: float) -> Reply:
-        text = json.dumps({"clarity": clarity, "accuracy": accuracy,
-                           "completeness": completeness, "tone": tone, "reason": "scripted"})
+        text = json.dumps(
+            {
+                "clarity": clarity,
+                "accuracy": accuracy,
+                "completeness": completeness,
+                "tone": tone,
+                "reason": "scripted",
+            }
+        )
         return cls.ok(text, tokens_in=300, tokens_out=40)
 
     @classmethod
@@ -122,13 +129,18 @@ class FakeModelServer:
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": model,
-                "choices": [{
-                    "index": 0,
-                    "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": payload["__text__"]},
-                }],
-                "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
-                          "total_tokens": tokens_in + tokens_out},
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": payload["__text__"]},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": tokens_in,
+                    "completion_tokens": tokens_out,
+                    "total_tokens": tokens_in + tokens_out,
+                },
             }
         data = json.dumps(payload).encode()
         try:

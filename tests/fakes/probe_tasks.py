@@ -38,8 +38,8 @@ def _boom(ctx: TaskContext) -> dict[str, Any]:
 
 
 register(TaskDef(name="probe", func=_probe, default_schedule="off"))
-register(TaskDef(name="slow", func=_slow, default_schedule="off",
-                 timeout=timedelta(seconds=60)))
+register(TaskDef(name="slow", func=_slow, default_schedule="off", timeout=timedelta(seconds=60)))
 register(TaskDef(name="boom", func=_boom, default_schedule="off"))
-register(TaskDef(name="slow_short", func=_slow, default_schedule="off",
-                 timeout=timedelta(seconds=2)))
+register(
+    TaskDef(name="slow_short", func=_slow, default_schedule="off", timeout=timedelta(seconds=2))
+)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from echopilot.ai.base import Provider
 from echopilot.ai.offline import OfflineProvider
-from echopilot.ai.openai_provider import OpenAIProvider
 from echopilot.ai.retry import RetryPolicy
 from echopilot.config import Settings
 
@@ -12,6 +11,9 @@ from echopilot.config import Settings
 def build_provider(settings: Settings) -> Provider:
     if settings.provider_name == "offline":
         return OfflineProvider(latency_ms=settings.offline_latency_ms)
+    # Imported here: the openai SDK takes half a second to import, and offline runs skip it.
+    from echopilot.ai.openai_provider import OpenAIProvider
+
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     return OpenAIProvider(
         api_key=key, base_url=settings.openai_base_url, timeout=settings.ai_timeout_seconds

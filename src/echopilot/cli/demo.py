@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from echopilot import demo
 from echopilot.cli.common import JsonOption, console, output, runtime
 
 app = typer.Typer(help="Sample history to explore EchoPilot with.", no_args_is_help=True)
@@ -23,6 +22,8 @@ def seed(
     as_json: bool = JsonOption,
 ) -> None:
     """Load demo history (replacing earlier demo rows; real rows are never touched)."""
+    from echopilot import demo
+
     with runtime() as rt:
         if as_json:
             result = demo.seed(rt, days=days, jobs_per_day=jobs_per_day, random_seed=random_seed)
@@ -49,6 +50,8 @@ def seed(
 @app.command()
 def reset(as_json: bool = JsonOption) -> None:
     """Remove every demo row."""
+    from echopilot import demo
+
     with runtime() as rt:
         counts = demo.reset(rt)
     output(

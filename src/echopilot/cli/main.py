@@ -23,7 +23,6 @@ from echopilot.cli.common import (
 )
 from echopilot.config import load_settings, masked
 from echopilot.errors import ConfigError, ConflictError, InputError, NotFoundError
-from echopilot.queue.worker import run_worker
 
 app = typer.Typer(
     help="EchoPilot: run an AI-services business on autopilot.",
@@ -56,6 +55,8 @@ def worker(
     burst: Annotated[bool, typer.Option("--burst", help="Exit 0 once no job is runnable.")] = False,
 ) -> None:
     """Run jobs from the queue until SIGTERM/SIGINT (graceful: running jobs finish or go back)."""
+    from echopilot.queue.worker import run_worker
+
     threads = concurrency or load_settings().worker_concurrency
     with runtime("worker", pool_size=threads + 4, console_logs=True) as rt:
         code = run_worker(rt, concurrency=threads, burst=burst)

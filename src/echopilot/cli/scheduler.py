@@ -12,10 +12,7 @@ from echopilot import audit, retention
 from echopilot.cli.common import EXIT_FAILED, JsonOption, console, output, runtime
 from echopilot.config import load_settings
 from echopilot.db.engine import write_session
-from echopilot.integrations.heartbeat import HeartbeatPinger
 from echopilot.scheduler import control
-from echopilot.scheduler.daemon import Scheduler
-from echopilot.scheduler.executor import ProcessRunner
 from echopilot.scheduler.table import build
 
 app = typer.Typer(help="The scheduler daemon that runs the automations.", no_args_is_help=True)
@@ -28,6 +25,10 @@ def run(
     ] = False,
 ) -> None:
     """Run the scheduler in the foreground (systemd, containers, `echopilot up`)."""
+    from echopilot.integrations.heartbeat import HeartbeatPinger
+    from echopilot.scheduler.daemon import Scheduler
+    from echopilot.scheduler.executor import ProcessRunner
+
     with runtime("scheduler", console_logs=True) as rt:
         settings = rt.settings
         table = build(settings)

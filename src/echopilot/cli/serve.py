@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from echopilot import keys
-from echopilot.api.app import create_app
 from echopilot.cli.common import runtime
 from echopilot.config import Settings
 
@@ -35,6 +33,10 @@ def serve(
     quiet: Annotated[bool, typer.Option("--quiet", help="No banner (used by `up`).")] = False,
 ) -> None:
     """Serve the HTTP API and the dashboard."""
+    import uvicorn
+
+    from echopilot.api.app import create_app
+
     with runtime("api", console_logs=True, pool_size=20) as rt:
         settings = rt.settings
         key = keys.load_or_create(settings)

@@ -7,7 +7,6 @@ completeness 20, professional tone 20; the score is their sum, 0-100.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +19,6 @@ QA_SYSTEM = (
     "tone, 0-20). Reply with one JSON object and nothing else, for example: "
     '{"clarity": 27, "accuracy": 25, "completeness": 18, "tone": 19, "reason": "one sentence"}'
 )
-
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 
 class InvalidScore(ValueError):
@@ -41,15 +38,9 @@ def qa_prompt(instructions: str, input_text: str, answer: str) -> str:
 
 def parse_score(reply: str) -> QAResult:
     """Read the judge's reply; raise InvalidScore if a rubric item is missing or out of range."""
-    match = _JSON_OBJECT.search(reply or "")
-    if not match:
+    data = _first_json_object(reply or "")
+    if data is None:
         raise InvalidScore(f"no JSON object in the judge's reply: {_excerpt(reply)}")
-    try:
-        data: Any = json.loads(match.group(0))
-    except json.JSONDecodeError:
-        raise InvalidScore(f"the judge's reply is not valid JSON: {_excerpt(reply)}") from None
-    if not isinstance(data, dict):
-        raise InvalidScore("the judge's reply is not a JSON object")
     breakdown: dict[str, float] = {}
     for item, top in RUBRIC.items():
         value = data.get(item)
@@ -64,6 +55,21 @@ def parse_score(reply: str) -> QAResult:
         breakdown=breakdown,
         reason=str(reason)[:1000] if reason else "",
     )
+
+
+def _first_json_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object in `text` (models wrap JSON in prose or code fences)."""
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            value = None
+        if isinstance(value, dict):
+            return value
+        start = text.find("{", start + 1)
+    return None
 
 
 def effective_threshold(job_target: int | None, type_threshold: int | None, default: int) -> int:

@@ -71,6 +71,7 @@ class Scheduler:
         self._running: dict[int, Future[None]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._killing = threading.Event()
         self._next_beat = self._next_abandon_check = self._next_ping = datetime.min.replace(
             tzinfo=utcnow().tzinfo
         )
@@ -81,6 +82,7 @@ class Scheduler:
     # -- life cycle -------------------------------------------------------------------
 
     def start(self, now: datetime | None = None) -> None:
+        self.runner.warm()
         now = now or self.clock()
         store.register_instance(self.runtime.sessions, self.instance_id, now)
         with read_session(self.runtime.sessions) as session:
@@ -121,6 +123,7 @@ class Scheduler:
             while not future.done() and not deadline.is_set():
                 deadline.wait(0.1)
         timer.cancel()
+        self._killing.set()
         self.runner.stop_all()
         now = self.clock()
         store.mark_stopped(self.runtime.sessions, self.instance_id, now)
@@ -300,6 +303,8 @@ class Scheduler:
         except Exception as exc:  # the daemon outlives any task
             log.exception("task %s crashed the runner", entry.name)
             outcome = Outcome("failed", error=f"{type(exc).__name__}: {exc}")
+        if self._killing.is_set() and outcome.status == "failed":
+            outcome = Outcome("abandoned", error="the scheduler stopped before the run finished")
         self._record(entry.name, claimed, outcome)
 
     def _record(self, task: str, claimed: store.Claimed, outcome: Outcome) -> None:

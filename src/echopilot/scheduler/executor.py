@@ -9,7 +9,9 @@ control time.
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +39,8 @@ class Runner(Protocol):
         self, task: str, slot: datetime, now: datetime, trigger: str, timeout: timedelta
     ) -> Outcome: ...
 
+    def warm(self) -> None: ...
+
     def stop_all(self) -> None: ...
 
 
@@ -62,6 +66,7 @@ class ProcessRunner:
         self._ctx.set_forkserver_preload(
             ["echopilot.scheduler.builtin", *settings.task_module_list]
         )
+        _main_by_name()
         self._children: set[Any] = set()
         self._lock = threading.Lock()
 
@@ -105,11 +110,30 @@ class ProcessRunner:
             with self._lock:
                 self._children.discard(child)
 
+    def warm(self) -> None:
+        """Start the fork server now, so that the first slot is not late."""
+        child = self._ctx.Process(target=_noop, daemon=True)
+        child.start()
+        child.join(60)
+
     def stop_all(self) -> None:
         with self._lock:
             children = list(self._children)
         for child in children:
             _stop(child)
+
+
+def _main_by_name() -> None:
+    """Started as the `echopilot` console script, __main__ has a path but no module name,
+    and multiprocessing then re-runs that script (importing the whole CLI, ~0.5 s) in every
+    child. Naming it as `python -m echopilot` makes children skip that step."""
+    main = sys.modules.get("__main__")
+    if main is not None and getattr(main, "__spec__", None) is None:
+        main.__spec__ = importlib.util.find_spec("echopilot.__main__")
+
+
+def _noop() -> None:
+    pass
 
 
 def _stop(child: Any) -> None:
@@ -139,6 +163,9 @@ class InlineRunner:
             return Outcome("ok", summary=func(TaskContext(self.runtime, task, slot, now, trigger)))
         except Exception as exc:
             return Outcome("failed", error=f"{type(exc).__name__}: {exc}")
+
+    def warm(self) -> None:
+        pass
 
     def stop_all(self) -> None:
         pass
