@@ -23,8 +23,8 @@ class InputError(EchoPilotError):
 class NotFoundError(EchoPilotError):
     """The thing asked for does not exist."""
 
-    def __init__(self, kind: str, ident: object) -> None:
-        super().__init__(f"{kind} {ident} not found")
+    def __init__(self, kind: str, ident: object, hint: str | None = None) -> None:
+        super().__init__(f"{kind} {ident} not found" + (f"; {hint}" if hint else ""))
         self.kind = kind
         self.ident = ident
 

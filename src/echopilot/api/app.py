@@ -17,14 +17,28 @@ from echopilot.api.auth import AuthError, KeyGuard
 from echopilot.api.deps import require_key
 from echopilot.api.envelope import ERROR_RESPONSES, error_response
 from echopilot.api.middleware import EdgeMiddleware
-from echopilot.api.routes import dashboard, jobs, metrics, prometheus, system
+from echopilot.api.routes import (
+    automations,
+    dashboard,
+    jobs,
+    metrics,
+    prometheus,
+    retention,
+    system,
+)
 from echopilot.errors import ConflictError, InputError, NotFoundError
 from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 # Routers under /api/ that need the key; later features append theirs here.
-API_ROUTERS: list[APIRouter] = [jobs.router, metrics.router, system.router]
+API_ROUTERS: list[APIRouter] = [
+    jobs.router,
+    metrics.router,
+    system.router,
+    automations.router,
+    retention.router,
+]
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",

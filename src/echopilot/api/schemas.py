@@ -135,3 +135,84 @@ class SystemStatus(BaseModel):
     queue: QueueHealth
     workers: list[WorkerOut]
     features: dict[str, bool]
+
+
+class LastRun(BaseModel):
+    slot: str
+    trigger: str
+    status: str
+    started_at: str
+    finished_at: str | None
+    duration_ms: int | None
+    summary: dict[str, Any] | None
+    error: str | None
+    note: str | None
+
+
+class ScheduleRow(BaseModel):
+    task: str
+    schedule: str
+    catchup: str
+    description: str
+    next_run: str | None
+    last_run: LastRun | None
+
+
+class SchedulerInstanceOut(BaseModel):
+    host: str
+    pid: int
+    started_at: str
+    heartbeat_age_s: float
+
+
+class AutomationsStatus(BaseModel):
+    running: bool
+    paused: bool
+    pid: int | None
+    host: str | None
+    instances: list[SchedulerInstanceOut]
+    uptime_s: int | None
+    heartbeat_age_s: float | None
+    daemon_pid: int | None
+    schedule: list[ScheduleRow]
+
+
+class ControlResult(BaseModel):
+    action: str
+    status: AutomationsStatus
+
+
+class RunOut(BaseModel):
+    id: int
+    task: str
+    slot: str
+    trigger: str
+    status: str
+    started_at: str
+    finished_at: str | None
+    duration_ms: int | None
+    summary: dict[str, Any] | None
+    error: str | None
+    host: str
+    pid: int
+
+
+class RetentionPattern(BaseModel):
+    pattern: str
+    kept: int
+    deleted: int
+    bytes_freed: int
+    unstamped: int
+    errors: list[str]
+    would_delete: list[str]
+
+
+class RetentionOut(BaseModel):
+    dry_run: bool
+    keep: int
+    patterns: list[RetentionPattern]
+    rows: dict[str, int]
+    row_cutoff: str
+    deleted: int
+    bytes_freed: int
+    errors: int

@@ -19,7 +19,7 @@ from prometheus_client.core import (
 from sqlalchemy import case, func, select
 
 from echopilot.clock import utcnow
-from echopilot.db.models import Job, JobAttempt, WorkerHeartbeat
+from echopilot.db.models import Job, JobAttempt, SchedulerInstance, WorkerHeartbeat
 from echopilot.jobs.status import Status
 from echopilot.runtime import Runtime
 
@@ -87,6 +87,14 @@ class DatabaseCollector:
             )
             age.add_metric([], (utcnow() - newest).total_seconds() if newest else float("nan"))
             yield age
+
+            beat = session.scalar(select(func.max(SchedulerInstance.heartbeat_at)))
+            sched = GaugeMetricFamily(
+                "echopilot_scheduler_heartbeat_age_seconds",
+                "Seconds since the freshest scheduler heartbeat",
+            )
+            sched.add_metric([], (utcnow() - beat).total_seconds() if beat else float("nan"))
+            yield sched
 
 
 @router.get(

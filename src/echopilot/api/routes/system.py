@@ -19,12 +19,12 @@ public = APIRouter(tags=["health"])
 router = APIRouter(tags=["system"])
 # Features later releases add; the dashboard says "not available yet" for those off here.
 FEATURES = {
-    "scheduler": False,
+    "scheduler": True,
     "self_heal": False,
     "alerts": False,
     "finance": False,
     "optimizer": False,
-    "retention": False,
+    "retention": True,
     "reports": False,
     "briefs": False,
     "payments": False,

@@ -74,11 +74,12 @@
 
   const DASH = "—";
   const usd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
+  // Model costs under $1 get a fixed 4 decimals (so a column lines up), 6 under $0.0001.
   const usdFine = new Intl.NumberFormat("en-US", {
-    style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 4,
+    style: "currency", currency: "USD", minimumFractionDigits: 4, maximumFractionDigits: 4,
   });
   const usdMicro = new Intl.NumberFormat("en-US", {
-    style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 6,
+    style: "currency", currency: "USD", minimumFractionDigits: 6, maximumFractionDigits: 6,
   });
   const integer = new Intl.NumberFormat("en-US");
 
@@ -89,7 +90,7 @@
       const n = Number(value);
       if (!Number.isFinite(n)) return String(value);
       if (fine && Math.abs(n) < 1 && n !== 0) {
-        return (Math.abs(n) < 0.01 ? usdMicro : usdFine).format(n);
+        return (Math.abs(n) < 0.0001 ? usdMicro : usdFine).format(n);
       }
       return usd.format(n);
     },
@@ -128,6 +129,10 @@
     },
     label(key) {
       return String(key).replace(/_/g, " ");
+    },
+    /** A field's name for people: the unit suffix goes, since values are formatted. */
+    fieldLabel(key) {
+      return fmt.label(String(key).replace(/_(usd|ms|s)$/, ""));
     },
     /** Any API value as short text, for generic key/value views. */
     any(key, value) {
@@ -804,7 +809,18 @@
     "tokens_in", "tokens_out", "cost_usd", "cost_known_usd", "unpriced_models", "price_usd", "payment_status",
     "error", "error_kind", "retry_at", "created_at", "started_at", "finished_at", "duration_ms", "input_chars",
   ];
-  const ATTEMPT_COLUMNS = ["n", "status", "model", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "worker", "started_at", "error"];
+  // Attempt columns after # and status: [heading, cell text, class suffix]. Tokens share
+  // one column to keep the table narrow enough for the dialog.
+  const ATTEMPT_COLUMNS = [
+    ["model", (a) => a.model || DASH, "model"],
+    ["tokens in / out", (a) => fmt.num(a.tokens_in) + " / " + fmt.num(a.tokens_out), "tokens"],
+    ["cost", (a) => fmt.money(a.cost_usd, true), "cost_usd"],
+    ["latency", (a) => fmt.duration(a.latency_ms), "latency_ms"],
+    ["worker", (a) => a.worker || DASH, "worker"],
+    ["started", (a) => fmt.when(a.started_at), "started_at"],
+    ["calls", (a) => (a.calls || []).length, "calls"],
+    ["error", (a) => a.error || DASH, "error"],
+  ];
 
   async function openJob(id) {
     const dialog = $("job-dialog");
@@ -857,23 +873,26 @@
     const keys = DETAIL_ORDER.filter((k) => k in job).concat(Object.keys(job).filter((k) => !DETAIL_ORDER.includes(k) && !skip.has(k)));
     const list = el("dl", { className: "fields" });
     keys.forEach((k) => {
-      list.append(el("div", { className: "field-row" }, el("dt", { text: fmt.label(k) }), el("dd", { text: fmt.any(k, job[k]), title: typeof job[k] === "string" ? job[k] : "" })));
+      list.append(el("div", { className: "field-row" }, el("dt", { text: fmt.fieldLabel(k) }), el("dd", { text: fmt.any(k, job[k]), title: typeof job[k] === "string" ? job[k] : "" })));
     });
     return list;
   }
 
   function attemptsTable(attempts) {
     if (!attempts.length) return el("p", { className: "muted", text: "No attempts yet." });
-    const head = el("tr", {}, ...ATTEMPT_COLUMNS.map((c) => el("th", { text: fmt.label(c), attrs: { scope: "col" } })), el("th", { text: "calls", attrs: { scope: "col" } }));
+    const th = (text) => el("th", { text, attrs: { scope: "col" } });
+    const head = el("tr", {}, th("#"), th("status"), ...ATTEMPT_COLUMNS.map(([title]) => th(title)));
     const rows = attempts.map((a) =>
       el(
         "tr", {},
-        ...ATTEMPT_COLUMNS.map((c) => (c === "status" ? el("td", {}, statusBadge(a.status)) : el("td", { text: fmt.any(c, a[c]) }))),
-        el("td", { text: (a.calls || []).length }),
+        el("td", { text: a.n }),
+        el("td", {}, statusBadge(a.status)),
+        ...ATTEMPT_COLUMNS.map(([, cell, key]) => el("td", { className: "col-" + key, text: cell(a) })),
       ),
     );
-    return el("div", { className: "table-wrap" }, el("table", { className: "table compact" }, el("thead", {}, head), el("tbody", {}, ...rows)));
+    return el("div", { className: "table-wrap" }, el("table", { className: "table compact attempts" }, el("thead", {}, head), el("tbody", {}, ...rows)));
   }
+
 
   /* ------------------------------------------------------------------ submit form */
 
@@ -1179,14 +1198,15 @@
   }
 
   function renderBrief(node, b) {
-    node.replaceChildren(
+    const parts = [
       el("p", { className: "brief-headline", text: b.headline || DASH }),
       b.summary ? el("p", { text: b.summary }) : null,
       b.confidence !== undefined && b.confidence !== null ? el("p", { className: "muted small", text: "confidence: " + b.confidence }) : null,
       briefList("Top risks", b.top_risks),
       briefList("Next 24 hours", b.actions_next_24h),
       briefList("Next 7 days", b.actions_next_7d),
-    );
+    ];
+    node.replaceChildren(...parts.filter(Boolean)); // replaceChildren would print "null"
   }
 
   /* --- activity feed (audit log) */

@@ -1,0 +1,96 @@
+"""/api/automations: the scheduler's status, pause and resume, and run-now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+
+from echopilot import audit
+from echopilot.api.deps import RuntimeDep
+from echopilot.api.envelope import Envelope, ok
+from echopilot.api.schemas import AutomationsStatus, ControlResult, RunOut
+from echopilot.db.engine import read_session, write_session
+from echopilot.db.models import ScheduleRun
+from echopilot.errors import NotFoundError
+from echopilot.runtime import Runtime
+from echopilot.scheduler import control, store
+from echopilot.scheduler.daemon import Scheduler
+from echopilot.scheduler.table import build
+
+router = APIRouter(prefix="/automations", tags=["automations"])
+ACTOR = "api"
+
+
+@router.get("/status", response_model=Envelope[AutomationsStatus])
+def automations_status(runtime: RuntimeDep) -> dict[str, Any]:
+    return ok(control.status(runtime))
+
+
+@router.post("/start", response_model=Envelope[ControlResult])
+def automations_start(runtime: RuntimeDep) -> dict[str, Any]:
+    """Resume a paused scheduler; launch one when none is alive and this server may."""
+    resumed = store.set_paused(runtime.sessions, False, ACTOR)
+    current = control.status(runtime)
+    action = "resumed" if resumed else "already running"
+    if not current["running"]:
+        if runtime.settings.allow_process_control:
+            result = control.start(runtime.settings)
+            action = "started" if result.started else "already running"
+        else:
+            action = "resumed; no scheduler is running and process control is off"
+    with write_session(runtime.sessions) as session:
+        audit.record(session, actor=ACTOR, action="automations.start", details={"result": action})
+    return ok({"action": action, "status": control.status(runtime)})
+
+
+@router.post("/stop", response_model=Envelope[ControlResult])
+def automations_stop(runtime: RuntimeDep) -> dict[str, Any]:
+    """Pause: live schedulers claim no new slots until started again (survives restarts)."""
+    paused = store.set_paused(runtime.sessions, True, ACTOR)
+    action = "paused" if paused else "already paused"
+    with write_session(runtime.sessions) as session:
+        audit.record(session, actor=ACTOR, action="automations.stop", details={"result": action})
+    return ok({"action": action, "status": control.status(runtime)})
+
+
+@router.post("/run/{task}", response_model=Envelope[RunOut])
+def automations_run(task: str, runtime: RuntimeDep, request: Request) -> dict[str, Any]:
+    """Run a task now (recorded as a manual run) and return the finished run."""
+    table = build(runtime.settings)
+    if task not in table:
+        raise NotFoundError("task", repr(task), f"tasks: {', '.join(table)}")
+    claimed = _manual_runner(request, runtime).run_manual(table[task])
+    with write_session(runtime.sessions) as session:
+        audit.record(session, actor=ACTOR, action="automations.run", target=f"task:{task}")
+    with read_session(runtime.sessions) as session:
+        run = session.scalars(select(ScheduleRun).where(ScheduleRun.id == claimed.id)).one()
+        return ok(run_dict(run))
+
+
+def _manual_runner(request: Request, runtime: Runtime) -> Scheduler:
+    scheduler: Scheduler | None = getattr(request.app.state, "manual_scheduler", None)
+    if scheduler is None:
+        from echopilot.scheduler.executor import ProcessRunner
+
+        scheduler = Scheduler(runtime, build(runtime.settings), ProcessRunner(runtime.settings))
+        request.app.state.manual_scheduler = scheduler
+    return scheduler
+
+
+def run_dict(run: ScheduleRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "task": run.task,
+        "slot": run.slot.isoformat(),
+        "trigger": run.trigger,
+        "status": run.status,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "duration_ms": run.duration_ms,
+        "summary": run.summary,
+        "error": run.error,
+        "host": run.host,
+        "pid": run.pid,
+    }
