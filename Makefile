@@ -6,10 +6,11 @@ EP     := $(BIN)/echopilot
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint format bench demo worker clean help
+.PHONY: run test lint format bench demo worker clean help start-automations \
+	stop-automations status-automations retention
 
 help:
-	@echo "make run    start EchoPilot (embedded SQLite queue and database, no services needed)"
+	@echo "make run    start EchoPilot: API + dashboard, worker, scheduler (no services needed)"
 	@echo "make test   run the whole test suite"
 	@echo "make lint   ruff check, ruff format --check, mypy"
 	@echo "make bench  run the benchmarks in bench/ and print their figures"
@@ -28,15 +29,7 @@ $(DEVSTAMP): pyproject.toml | $(BIN)/python
 	@touch $@ $(STAMP)
 
 run: $(STAMP)
-	@$(EP) db upgrade
-	@echo ""
-	@echo "EchoPilot worker starting (Ctrl-C stops it gracefully)."
-	@echo "In another terminal, submit a job:"
-	@echo "  $(EP) jobs submit --name hello --type summary --input 'EchoPilot runs AI jobs end to end.'"
-	@echo "  $(EP) jobs list"
-	@echo ""
-	@$(EP) config show --brief
-	@exec $(EP) worker
+	@exec $(EP) up
 
 test: $(DEVSTAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -52,12 +45,26 @@ format: $(DEVSTAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/api.py
+	$(BIN)/python bench/scheduler.py
 
 demo: $(STAMP)
 	$(EP) demo seed
 
 worker: $(STAMP)
 	$(EP) worker
+
+start-automations: $(STAMP)
+	$(EP) scheduler start
+
+stop-automations: $(STAMP)
+	$(EP) scheduler stop
+
+status-automations: $(STAMP)
+	$(EP) scheduler status
+
+retention: $(STAMP)
+	$(EP) retention
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

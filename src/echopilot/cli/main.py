@@ -10,7 +10,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from echopilot import __version__
-from echopilot.cli import demo, jobs, scheduler, serve
+from echopilot.cli import demo, jobs, scheduler, serve, up
 from echopilot.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -36,6 +36,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Settings.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("serve")(serve.serve)
+app.command("up")(up.up)
 app.add_typer(scheduler.app, name="scheduler")
 app.command("retention")(scheduler.retention_command)
 app.add_typer(config_app, name="config")

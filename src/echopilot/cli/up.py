@@ -1,0 +1,30 @@
+"""`echopilot up`: everything on one machine (API, worker, scheduler), supervised."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from echopilot import keys
+from echopilot.cli.common import runtime
+from echopilot.cli.serve import banner
+
+
+def up() -> None:
+    """Run the API, a worker and the scheduler; Ctrl-C or SIGTERM stops them all."""
+    from echopilot.supervisor import Supervisor, children
+
+    with runtime("up", console_logs=True) as rt:
+        settings = rt.settings
+        key = keys.load_or_create(settings)  # before the API child, so it is printed here
+        banner(settings, key, settings.host, settings.port)
+        provider: str = settings.provider_name
+        if provider == "offline":
+            provider += " (no model configured: deterministic text, heuristic QA)"
+        typer.echo(f"Database: {rt.engine.url.render_as_string(hide_password=True)}")
+        typer.echo(f"Queue: {settings.resolved_queue_url.split('@')[-1]}")
+        typer.echo(f"AI provider: {provider}")
+        typer.echo("Ctrl-C stops everything.")
+        code = Supervisor(children(dict(os.environ))).run()
+    raise typer.Exit(code)
