@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.orm import Session
 
 from echopilot.ai.base import AIError, Completion, ModelRequest
 from echopilot.ai.registry import retry_policy, stage_models
@@ -44,6 +45,43 @@ QA_MAX_TOKENS = 300
 QA_TRIES = 2  # a reply that is not a valid score is asked for once more
 # Retry messages may be delivered a moment early by a queue on another clock.
 CLOCK_TOLERANCE = timedelta(seconds=2)
+
+
+# Statements of the hot path, built once (Core, with bound parameters): building ORM
+# update expressions per call cost more than running them.
+_jobs: Table = Job.__table__  # type: ignore[assignment]
+_attempts: Table = JobAttempt.__table__  # type: ignore[assignment]
+_ADD_JOB_SPEND = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("v_id"))
+    .values(
+        tokens_in=_jobs.c.tokens_in + bindparam("tin"),
+        tokens_out=_jobs.c.tokens_out + bindparam("tout"),
+        cost_micros=_jobs.c.cost_micros + bindparam("cost"),
+    )
+)
+_ADD_ATTEMPT_SPEND = (
+    update(_attempts)
+    .where(_attempts.c.id == bindparam("v_id"))
+    .values(
+        calls=bindparam("v_calls"),
+        model=bindparam("v_model"),
+        tokens_in=_attempts.c.tokens_in + bindparam("tin"),
+        tokens_out=_attempts.c.tokens_out + bindparam("tout"),
+        cost_micros=_attempts.c.cost_micros + bindparam("cost"),
+    )
+)
+_CLOSE_ATTEMPT = (
+    update(_attempts)
+    .where(_attempts.c.id == bindparam("v_id"))
+    .values(
+        status=bindparam("v_status"),
+        finished_at=bindparam("v_finished_at"),
+        latency_ms=bindparam("v_latency_ms"),
+        error=bindparam("v_error"),
+        error_kind=bindparam("v_error_kind"),
+    )
+)
 
 
 class Leases(Protocol):
@@ -76,6 +114,7 @@ class Claim:
     threshold: int
     rule: PriceRule
     client_overrides: dict[str, Any]
+    job_started_at: datetime
     started: float = field(default_factory=time.monotonic)
 
 
@@ -128,9 +167,11 @@ def claim_job(runtime: Runtime, job_id: int, now: datetime | None = None) -> Cla
         )
         attempt = JobAttempt(job_id=job.id, n=n, worker=runtime.identity, started_at=now)
         session.add(attempt)
-        task_type = session.get(TaskType, job.task_type)
-        rule = session.get(PriceRule, job.task_type)
-        assert task_type is not None and rule is not None, "task types keep their price rule"
+        task_type, rule = session.execute(
+            select(TaskType, PriceRule)
+            .join(PriceRule, PriceRule.task_type == TaskType.name)
+            .where(TaskType.name == job.task_type)
+        ).one()
         overrides: dict[str, Any] = {}
         if job.client_id is not None:
             overrides = (
@@ -153,6 +194,7 @@ def claim_job(runtime: Runtime, job_id: int, now: datetime | None = None) -> Cla
             ),
             rule=rule,
             client_overrides=overrides,
+            job_started_at=job.started_at or now,
         )
 
 
@@ -165,15 +207,24 @@ def _runnable(job: Job, now: datetime) -> bool:
 
 
 class _Attempt:
-    """Makes the model calls of one attempt and writes each one's spend as it returns."""
+    """Makes the model calls of one attempt and records what each one spent.
+
+    A call's spend is written before the next call goes out, and the last one's in the
+    transaction that ends the attempt: one write per call, never more, and a worker that
+    dies mid-call loses at most the spend of the call in flight.
+    """
 
     def __init__(self, runtime: Runtime, claim: Claim) -> None:
         self.runtime = runtime
         self.claim = claim
         self.calls: list[dict[str, Any]] = []
+        self._unsaved: list[tuple[dict[str, Any], Completion]] = []
         self.policy = retry_policy(runtime.settings)
 
     def call(self, purpose: str, model: str, prompt: str, system: str, **extra: Any) -> Completion:
+        if self._unsaved:
+            with write_session(self.runtime.sessions) as session:
+                self.save_spend(session)
         request = ModelRequest(
             purpose="qa" if purpose == "qa" else "task",
             model=model,
@@ -196,10 +247,6 @@ class _Attempt:
                 wait,
             ),
         )
-        self._record(purpose, completion)
-        return completion
-
-    def _record(self, stage: str, completion: Completion) -> None:
         cost = None
         if completion.usage_reported:
             cost = costing.call_cost_micros(
@@ -209,7 +256,7 @@ class _Attempt:
                 self.runtime.settings.price_overrides,
             )
         entry = {
-            "stage": stage,
+            "stage": purpose,
             "model": completion.model,
             "tokens_in": completion.tokens_in,
             "tokens_out": completion.tokens_out,
@@ -217,18 +264,31 @@ class _Attempt:
             "latency_ms": completion.latency_ms,
         }
         self.calls.append(entry)
-        with write_session(self.runtime.sessions) as session:
-            attempt = session.get(JobAttempt, self.claim.attempt_id)
+        self._unsaved.append((entry, completion))
+        return completion
+
+    def save_spend(self, session: Session) -> None:
+        """Add the unsaved calls' tokens and cost to the attempt and the job (unguarded:
+        money spent is spent, whoever finishes the job)."""
+        if not self._unsaved:
+            return
+        tokens_in = sum(c.tokens_in for _, c in self._unsaved)
+        tokens_out = sum(c.tokens_out for _, c in self._unsaved)
+        cost = sum(e["cost_micros"] or 0 for e, _ in self._unsaved)
+        unpriced = {e["model"] for e, _ in self._unsaved if e["cost_micros"] is None}
+        model = self._unsaved[-1][1].model
+        self._unsaved = []
+        spend = {"tin": tokens_in, "tout": tokens_out, "cost": cost}
+        conn = session.connection()
+        conn.execute(
+            _ADD_ATTEMPT_SPEND,
+            {**spend, "v_id": self.claim.attempt_id, "v_calls": list(self.calls), "v_model": model},
+        )
+        conn.execute(_ADD_JOB_SPEND, {**spend, "v_id": self.claim.job_id})
+        if unpriced:
             job = session.get(Job, self.claim.job_id)
-            assert attempt is not None and job is not None
-            attempt.calls = list(self.calls)
-            attempt.model = completion.model
-            for row in (attempt, job):
-                row.tokens_in += completion.tokens_in
-                row.tokens_out += completion.tokens_out
-                row.cost_micros += cost or 0
-            if cost is None and completion.model not in job.unpriced_models:
-                job.unpriced_models = [*job.unpriced_models, completion.model]
+            assert job is not None
+            job.unpriced_models = sorted(set(job.unpriced_models) | unpriced)
 
 
 def _run(runtime: Runtime, claim: Claim) -> str | None:
@@ -240,12 +300,12 @@ def _run(runtime: Runtime, claim: Claim) -> str | None:
             second = _answer(attempt, escalation_model, qa_model, "escalation")
             if _better(second, best):
                 best = second
-        return _finish(runtime, claim, best)
+        return _finish(attempt, best)
     except AIError as error:
-        return _fail(runtime, claim, str(error), error.kind, permanent=error.permanent)
+        return _fail(attempt, str(error), error.kind, permanent=error.permanent)
     except Exception as error:  # a bug must not kill the worker or lose the job
         log.exception("job %s: attempt %s crashed", claim.job_id, claim.n)
-        return _fail(runtime, claim, f"internal error: {error!r}", "internal", permanent=False)
+        return _fail(attempt, f"internal error: {error!r}", "internal", permanent=False)
 
 
 def _answer(attempt: _Attempt, model: str, qa_model: str, path: str) -> Answer:
@@ -281,7 +341,8 @@ def _better(candidate: Answer, incumbent: Answer) -> bool:
     return incumbent.verdict is None or candidate.verdict.score >= incumbent.verdict.score
 
 
-def _finish(runtime: Runtime, claim: Claim, answer: Answer) -> str | None:
+def _finish(attempt: _Attempt, answer: Answer) -> str | None:
+    runtime, claim = attempt.runtime, attempt.claim
     now = utcnow()
     passed = _passes(answer, claim.threshold)
     target = Status.DONE if passed else Status.NEEDS_REVIEW
@@ -305,6 +366,7 @@ def _finish(runtime: Runtime, claim: Claim, answer: Answer) -> str | None:
         task_type=claim.task_type,
     )
     with write_session(runtime.sessions) as session:
+        attempt.save_spend(session)
         job = change(
             session,
             claim.job_id,
@@ -326,20 +388,18 @@ def _finish(runtime: Runtime, claim: Claim, answer: Answer) -> str | None:
             error=None,
             error_kind=None,
             finished_at=now,
+            duration_ms=int((now - claim.job_started_at).total_seconds() * 1000),
             lease_token=None,
             lease_until=None,
         )
         _close_attempt(
             session, claim, "ok" if passed else "needs_review", now, discarded=job is None
         )
-        if job is not None and job.started_at is not None:
-            job.duration_ms = int((now - job.started_at).total_seconds() * 1000)
     return target.value if job is not None else None
 
 
-def _fail(
-    runtime: Runtime, claim: Claim, message: str, kind: str, *, permanent: bool
-) -> str | None:
+def _fail(attempt: _Attempt, message: str, kind: str, *, permanent: bool) -> str | None:
+    runtime, claim = attempt.runtime, attempt.claim
     now = utcnow()
     settings = runtime.settings
     exhausted = claim.n >= claim.max_attempts
@@ -354,6 +414,7 @@ def _fail(
         retry_at = now + timedelta(seconds=random.uniform(delay * 0.8, delay * 1.2))
         reason = f"attempt {claim.n} failed ({kind}), retry at {retry_at:%H:%M:%S}: {message}"
     with write_session(runtime.sessions) as session:
+        attempt.save_spend(session)
         job = change(
             session,
             claim.job_id,
@@ -382,7 +443,7 @@ def _fail(
 
 
 def _close_attempt(
-    session: Any,
+    session: Session,
     claim: Claim,
     status: str,
     now: datetime,
@@ -391,11 +452,16 @@ def _close_attempt(
     error: str | None = None,
     error_kind: str | None = None,
 ) -> None:
-    attempt = session.get(JobAttempt, claim.attempt_id)
-    attempt.status = "discarded" if discarded else status
-    attempt.finished_at = now
-    attempt.latency_ms = int((time.monotonic() - claim.started) * 1000)
     if discarded:
         error = "result discarded: the job was cancelled or its lease passed to another worker"
-    attempt.error = error[:2000] if error else None
-    attempt.error_kind = error_kind
+    session.connection().execute(
+        _CLOSE_ATTEMPT,
+        {
+            "v_id": claim.attempt_id,
+            "v_status": "discarded" if discarded else status,
+            "v_finished_at": now,
+            "v_latency_ms": int((time.monotonic() - claim.started) * 1000),
+            "v_error": error[:2000] if error else None,
+            "v_error_kind": error_kind,
+        },
+    )
