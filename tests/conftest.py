@@ -205,12 +205,16 @@ def env_for(settings: Settings) -> dict[str, str]:
 
 
 def run_cli(
-    settings: Settings, *args: str, timeout: float = 120, check: bool = False
+    settings: Settings,
+    *args: str,
+    timeout: float = 120,
+    check: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `echopilot ARGS` in a child process with `settings`."""
+    """Run `echopilot ARGS` in a child process with `settings` (plus `extra_env`)."""
     result = subprocess.run(
         [sys.executable, "-m", "echopilot", *args],
-        env=env_for(settings),
+        env={**env_for(settings), **(extra_env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
