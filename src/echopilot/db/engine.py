@@ -3,11 +3,16 @@
 SQLite runs in WAL mode with a busy timeout. Its write transactions start with
 BEGIN IMMEDIATE: a deferred transaction that reads first and writes later fails at
 once with "database is locked" when another writer got in between, whatever the
-busy timeout, so every session that writes takes the write lock up front.
+busy timeout, so every session that writes takes the write lock up front. Within one
+process, writers also queue on a Python lock first: SQLite's busy handler polls with
+sleeps of up to 100 ms, which many threads turn into long, needless waits.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 _IMMEDIATE = "echopilot_immediate"
 
 
@@ -57,6 +63,8 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    _WRITE_LOCKS[engine] = threading.RLock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get(_IMMEDIATE, False)
@@ -72,7 +80,9 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 @contextmanager
 def write_session(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose transaction holds the write lock from its start; commits on success."""
-    with factory() as session:
+    bind = factory.kw.get("bind")
+    lock = _WRITE_LOCKS.get(bind) if bind is not None else None
+    with lock or contextlib.nullcontext(), factory() as session:
         session.connection(execution_options={_IMMEDIATE: True})
         try:
             yield session

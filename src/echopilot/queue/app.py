@@ -5,6 +5,7 @@ A message holds a job id and nothing else; the jobs table decides what happens t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 
 from huey import MemoryHuey, PriorityRedisHuey, SqliteHuey
 from huey.api import Huey
+from huey.storage import SqliteStorage
 
 from echopilot.config import Settings
 
@@ -32,6 +34,31 @@ def _run_job(job_id: int) -> None:
     _executor(job_id)
 
 
+class _QueuedSqliteStorage(SqliteStorage):  # type: ignore[misc]
+    """SQLite storage whose threads take turns on a Python lock before the file lock.
+
+    Every dequeue is a write transaction; with dozens of worker threads, SQLite's busy
+    handler (sleeps of up to 100 ms) turns contention into idle workers. A Python lock
+    hands the turn over at once.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turn = threading.Lock()
+
+    def dequeue(self) -> Any:
+        with self._turn:
+            return super().dequeue()
+
+    def enqueue(self, data: Any, priority: Any = None) -> Any:
+        with self._turn:
+            return super().enqueue(data, priority)
+
+
+class _SqliteHuey(SqliteHuey):  # type: ignore[misc]
+    storage_class = _QueuedSqliteStorage
+
+
 def build_huey(settings: Settings) -> tuple[Huey, Any]:
     """The Huey instance for ECHOPILOT_QUEUE_URL and its run-job task wrapper."""
     url = settings.resolved_queue_url
@@ -43,7 +70,7 @@ def build_huey(settings: Settings) -> tuple[Huey, Any]:
         if path is None:
             raise ValueError("ECHOPILOT_QUEUE_URL: sqlite queue URLs look like sqlite:///path")
         path.parent.mkdir(parents=True, exist_ok=True)
-        huey = SqliteHuey(settings.queue_name, filename=str(path), timeout=30, **common)
+        huey = _SqliteHuey(settings.queue_name, filename=str(path), timeout=30, **common)
     elif scheme in ("redis", "rediss"):
         huey = PriorityRedisHuey(settings.queue_name, url=url, **common)
     elif scheme == "memory":

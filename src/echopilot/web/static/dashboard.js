@@ -112,6 +112,17 @@
       if (m < 60) return m + " min " + Math.round(s % 60) + " s";
       return Math.floor(m / 60) + " h " + (m % 60) + " min";
     },
+    bytes(n) {
+      if (n === null || n === undefined) return DASH;
+      const units = ["B", "KB", "MB", "GB"];
+      let i = 0;
+      let v = Number(n);
+      while (v >= 1024 && i < units.length - 1) {
+        v /= 1024;
+        i += 1;
+      }
+      return (i ? v.toFixed(1) : String(v)) + " " + units[i];
+    },
     ago(seconds) {
       if (seconds === null || seconds === undefined) return DASH;
       if (seconds < 60) return Math.round(seconds) + " s ago";
@@ -468,7 +479,7 @@
     if (!a) return badge("Scheduler", "unknown", "neutral", "status not loaded");
     if (a.running && a.paused) return badge("Scheduler", "paused", "warn", schedulerDetail(a));
     if (a.running) return badge("Scheduler", "running", "ok", schedulerDetail(a));
-    return badge("Scheduler", "stopped", "warn", "start it in Automations");
+    return badge("Scheduler", a.paused ? "stopped, paused" : "stopped", "warn", "no scheduler running: see Automations");
   }
 
   function schedulerDetail(a) {
@@ -1014,26 +1025,34 @@
     const summary = el("p", { className: "auto-summary muted", text: "Loading…" });
     const msg = el("span", { className: "form-msg", attrs: { role: "status" } });
     const table = el("div", { className: "table-wrap" });
-    const post = (path, label) => (ev) =>
-      runAction(ev.currentTarget, () => api(path, { method: "POST" }), { msgNode: msg, success: () => label })
-        .then((r) => (r !== undefined ? refresh() : null));
+    // start/stop answer {action, status}: show the action, render the status they return.
+    const control = (path) => async (ev) => {
+      const result = await runAction(ev.currentTarget, () => api(path, { method: "POST" }), {
+        msgNode: msg, success: (r) => "Scheduler: " + r.action + ".",
+      });
+      if (result && result.status) showStatus(result.status);
+    };
     const controls = el(
       "div", { className: "panel-actions" },
-      button("Start", post("/api/automations/start", "Scheduler started."), "small primary"),
-      button("Stop", post("/api/automations/stop", "Scheduler stopped."), "small"),
+      button("Start", control("/api/automations/start"), "small primary"),
+      button("Stop", control("/api/automations/stop"), "small"),
       button("Status", (ev) => runAction(ev.currentTarget, refresh, { msgNode: msg, success: () => "Status refreshed." }), "small ghost"),
       msg,
     );
     body.append(summary, controls, table);
 
+    function showStatus(status) {
+      state.automations = status;
+      summary.textContent = automationsSummary(status);
+      summary.className = "auto-summary " + (status.running && !status.paused ? "ok-text" : "warn-text");
+      table.replaceChildren(scheduleTable(status.schedule || [], msg, refresh));
+      renderHealth(state.health, state.system); // the scheduler badge reads state.automations
+    }
+
     async function refresh() {
       try {
         const status = await api("/api/automations/status");
-        state.automations = status;
-        summary.textContent = automationsSummary(status);
-        summary.className = "auto-summary " + (status.running && !status.paused ? "ok-text" : "warn-text");
-        table.replaceChildren(scheduleTable(status.schedule || [], msg, refresh));
-        renderHealth(state.health, state.system); // the scheduler badge reads state.automations
+        showStatus(status);
         return status;
       } catch (err) {
         panelError(msg, err);
@@ -1044,35 +1063,61 @@
   }
 
   function automationsSummary(s) {
-    if (!s.running) return "Stopped: scheduled tasks are not running.";
+    if (!s.running) {
+      return s.paused
+        ? "Stopped and paused: no scheduler is running, and Start is needed before tasks run again."
+        : "Stopped: no scheduler is running, so scheduled tasks do not run.";
+    }
     const where = [s.host, s.pid ? "pid " + s.pid : ""].filter(Boolean).join(", ");
-    const mode = s.paused ? "Paused" : "Running";
+    const count = s.instances && s.instances.length > 1 ? "; " + s.instances.length + " schedulers" : "";
     const beat = s.heartbeat_age_s === null || s.heartbeat_age_s === undefined ? "" : "; heartbeat " + fmt.ago(s.heartbeat_age_s);
-    return mode + (where ? " (" + where + ")" : "") + beat + ".";
+    const mode = s.paused ? "Paused: tasks wait until Start" : "Running";
+    return mode + (where ? " (" + where + ")" : "") + count + beat + ".";
+  }
+
+  function runOutcome(task, run) {
+    const took = run.duration_ms === null || run.duration_ms === undefined ? "" : " in " + fmt.duration(run.duration_ms);
+    const what = run.error ? " (" + run.error + ")" : run.summary ? ": " + describeSummary(task, run.summary) : "";
+    return task + ": " + fmt.label(run.status || "started") + took + what + ".";
+  }
+
+  /** A task's run summary in words: the matching operation's summary when there is one. */
+  function describeSummary(task, summary) {
+    if (!summary) return DASH;
+    const op = OPERATIONS.find((o) => o.feature === task);
+    return op && op.summary ? safely(() => op.summary(summary), summarize(summary)) : summarize(summary);
+  }
+
+  function lastRunCell(last) {
+    if (!last) return el("td", { className: "muted", text: "never" });
+    const when = fmt.when(last.finished_at || last.started_at);
+    const how = last.trigger && last.trigger !== "schedule" ? " · " + last.trigger : "";
+    return el("td", {}, statusBadge(last.status), el("div", { className: "muted small nowrap", text: when + how }));
   }
 
   function scheduleTable(schedule, msg, refresh) {
     if (!schedule.length) return el("p", { className: "muted", text: "No scheduled tasks." });
-    const head = el("tr", {}, ...["Task", "Schedule", "Next run", "Last run", "Summary", ""].map((t) => el("th", { text: t, attrs: { scope: "col" } })));
+    const head = el("tr", {}, ...["Task", "Schedule", "Next run", "Last run", "Result", ""].map((t) => el("th", { text: t, attrs: { scope: "col" } })));
     const rows = schedule.map((t) => {
       const last = t.last_run || null;
       const run = button("Run now", async (ev) => {
         const r = await runAction(ev.currentTarget, () => api("/api/automations/run/" + encodeURIComponent(t.task), { method: "POST" }), {
-          busyLabel: "Running…", msgNode: msg, success: () => t.task + " started.",
+          busyLabel: "Running…", busyText: "Running " + t.task + "…", msgNode: msg, success: (done) => runOutcome(t.task, done || {}),
         });
         if (r !== undefined) refresh().catch(() => {});
       }, "small");
+      const result = last ? last.error || last.note || describeSummary(t.task, last.summary) : DASH;
       return el(
         "tr", { data: { task: t.task } },
-        el("td", { className: "mono", text: t.task }),
-        el("td", { text: t.schedule || DASH }),
+        el("td", {}, el("div", { className: "mono", text: t.task }), t.description ? el("div", { className: "muted small", text: t.description }) : null),
+        el("td", { className: "nowrap", text: t.schedule || DASH }),
         el("td", { className: "nowrap", text: fmt.when(t.next_run), title: t.next_run || "" }),
-        el("td", {}, last ? statusBadge(last.status) : DASH, last ? el("div", { className: "muted small", text: fmt.when(last.finished_at || last.started_at) }) : null),
-        el("td", { className: "summary-cell", text: last ? summarize(last.summary) : DASH }),
+        lastRunCell(last),
+        el("td", { className: "summary-cell" + (last && last.error ? " error-text" : ""), text: result }),
         el("td", { className: "actions" }, run),
       );
     });
-    return el("table", { className: "table compact" }, el("thead", {}, head), el("tbody", {}, ...rows));
+    return el("table", { className: "table compact schedule" }, el("thead", {}, head), el("tbody", {}, ...rows));
   }
 
   /** A short, readable line from a result object (scalars shown, lists counted). */
@@ -1091,6 +1136,9 @@
     {
       feature: "self_heal", release: "self-heal", title: "Self-heal",
       text: "Re-queue stuck and failed jobs; list unpaid work.",
+      summary: (r) =>
+        "retried " + r.retried_count + ", recovered " + r.recovered_stuck + " stuck, " + r.dead + " dead, " +
+        (r.eligible_unpaid || []).length + " unpaid to follow up" + (r.worker_restart_suggested ? "; restart the worker" : ""),
       actions: [{ label: "Dry run", path: "/api/self-heal?dry_run=true" }, { label: "Run self-heal", path: "/api/self-heal", primary: true }],
     },
     {
@@ -1109,6 +1157,12 @@
     {
       feature: "retention", release: "retention", title: "Retention",
       text: "Prune logs, reports and rows past the keep window.",
+      summary: (r) => {
+        const rows = Object.values(r.rows || {}).reduce((n, v) => n + v, 0);
+        const verb = r.dry_run ? "would delete " : "deleted ";
+        return verb + r.deleted + " files (" + fmt.bytes(r.bytes_freed) + ") and " + rows + " rows; keeping the newest " +
+          r.keep + (r.errors ? "; " + r.errors + " errors" : "");
+      },
       actions: [
         { label: "Dry run", path: "/api/retention/run?dry_run=true" },
         { label: "Run retention", path: "/api/retention/run", primary: true, confirm: "Delete data past the retention window?" },
@@ -1139,7 +1193,7 @@
         // A plain confirm() is enough for the two heavy, rare actions.
         if (a.confirm && !window.confirm(a.confirm)) return;
         const result = await runAction(ev.currentTarget, () => api(a.path, { method: "POST" }), {
-          msgNode: msg, success: () => op.title + ": done.",
+          msgNode: msg, success: (r) => (op.summary && r ? safely(() => op.summary(r), "done") : "done") + ".",
         });
         if (result !== undefined) {
           output.textContent = op.title + (a.path.includes("dry_run") ? " (dry run)" : "") + "\n" + describe(result);
@@ -1148,6 +1202,15 @@
       }, "small " + (a.primary ? "primary" : "")),
     );
     return el("li", { className: "op", data: { op: op.feature } }, head, el("div", { className: "panel-actions" }, ...buttons, msg));
+  }
+
+  /** fn(), or `fallback` when an answer's shape is not the one expected. */
+  function safely(fn, fallback) {
+    try {
+      return fn();
+    } catch (_) {
+      return fallback;
+    }
   }
 
   /** A result object as indented "key: value" lines, for the operations output box. */
