@@ -341,3 +341,28 @@ def test_slot_math_across_a_day_boundary() -> None:
     assert daily.latest(at(7, 59, 59)) == at(8, day=25)
     assert daily.latest(at(8)) == at(8)
     assert daily.interval(at(8)) == timedelta(days=1)
+
+
+def test_the_default_clock_can_be_travelled_with_time_machine(
+    world: Callable[..., World],
+) -> None:
+    """Nothing is handed a clock here: the scheduler and the status read the real one."""
+    import time_machine
+
+    from echopilot.scheduler import control
+
+    w = world(probe="daily 08:00")
+    with time_machine.travel(at(7, 0), tick=False) as traveller:
+        sched = Scheduler(w.runtime, build(w.runtime.settings), InlineRunner(w.runtime))
+        w.instances.append(sched)
+        sched.start()
+        traveller.move_to(at(8, 0, 0.5))
+        sched.tick(sched.clock())
+        sched.wait_idle()
+        traveller.move_to(at(8, 0, 30))
+        status = control.status(w.runtime)
+    assert w.ran() == [at(8)]
+    (probe,) = [row for row in status["schedule"] if row["task"] == "probe"]
+    assert probe["last_run"]["status"] == "ok"
+    assert probe["next_run"] == at(8, day=27).isoformat()
+    assert status["heartbeat_age_s"] == 29.5  # its last beat was at the 08:00:00.5 tick
