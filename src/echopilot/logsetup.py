@@ -49,7 +49,11 @@ def setup(home: Path, component: str, level: str = "info", *, console: bool = Tr
                 foreign_pre_chain=_PRE_CHAIN,
                 processors=[
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.dev.ConsoleRenderer(colors=False),
+                    # Plain tracebacks: the rich default prints every frame's locals, which
+                    # can hold secrets (request headers, keys).
+                    structlog.dev.ConsoleRenderer(
+                        colors=False, exception_formatter=structlog.dev.plain_traceback
+                    ),
                 ],
             )
         )

@@ -76,7 +76,8 @@ def summary(session: Session, *, now: datetime | None = None, days: int = 7) -> 
         )
     )
     by_status = dict(
-        session.execute(select(Job.status, func.count()).group_by(Job.status)).tuples().all()
+        (row[0], row[1])
+        for row in session.execute(select(Job.status, func.count()).group_by(Job.status))
     )
     money = _money(int(revenue_cents or 0), int(cost_micros or 0))
     return {

@@ -142,20 +142,3 @@ def _install_error_handlers(app: FastAPI) -> None:
             request_id=_request_id(request),
             headers=getattr(exc, "headers", None),
         )
-
-    @app.exception_handler(Exception)
-    def _crash(request: Request, exc: Exception) -> JSONResponse:
-        request_id = _request_id(request)
-        log.error(
-            "unhandled error in %s %s (request %s)",
-            request.method,
-            request.url.path,
-            request_id,
-            exc_info=exc,
-        )
-        return error_response(
-            500,
-            "internal_error",
-            f"internal error; quote request id {request_id} to find it in the logs",
-            request_id=request_id,
-        )

@@ -1,12 +1,21 @@
-"""One ASGI middleware: request ids, security headers, and the request-size limit."""
+"""One ASGI middleware at the edge: request ids, security headers, the request-size limit,
+and the 500 answer.
+
+Unhandled errors are answered here rather than in an app exception handler: Starlette runs
+those outside every middleware, so their answers would lack the headers and the request id.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("echopilot.api")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -23,10 +32,6 @@ SECURITY_HEADERS = [
 ]
 
 
-class TooLarge(Exception):
-    pass
-
-
 class EdgeMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
@@ -39,15 +44,24 @@ class EdgeMiddleware:
         request_id = uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
         extra = [*SECURITY_HEADERS, (b"x-request-id", request_id.encode())]
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await self._too_large(send_with_headers, request_id)
+            await self._error(
+                send_with_headers,
+                413,
+                "payload_too_large",
+                f"request body over {self.max_body_bytes} bytes",
+                request_id,
+            )
             return
         received = 0
 
@@ -57,30 +71,43 @@ class EdgeMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise TooLarge
+                    # An HTTPException passes through the framework's body parsing as is
+                    # and becomes the 413 envelope in the app's handler.
+                    raise HTTPException(413, f"request body over {self.max_body_bytes} bytes")
             return message
 
         try:
             await self.app(scope, limited_receive, send_with_headers)
-        except TooLarge:
-            await self._too_large(send_with_headers, request_id)
+        except Exception:
+            log.exception(
+                "unhandled error in %s %s (request %s)",
+                scope.get("method"),
+                scope.get("path"),
+                request_id,
+            )
+            if started:
+                raise
+            await self._error(
+                send_with_headers,
+                500,
+                "internal_error",
+                f"internal error; quote request id {request_id} to find it in the logs",
+                request_id,
+            )
 
-    async def _too_large(self, send: Any, request_id: str) -> None:
+    @staticmethod
+    async def _error(send: Any, status: int, code: str, message: str, request_id: str) -> None:
         body = json.dumps(
             {
                 "ok": False,
                 "data": None,
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"request body over {self.max_body_bytes} bytes",
-                    "request_id": request_id,
-                },
+                "error": {"code": code, "message": message, "request_id": request_id},
             }
         ).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),

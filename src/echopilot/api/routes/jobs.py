@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from echopilot.api.deps import RuntimeDep, SessionDep
 from echopilot.api.envelope import Envelope, ok
@@ -16,6 +16,8 @@ from echopilot.runtime import Runtime
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 ACTOR = "api"
 StatusFilter = Annotated[Status | None, Query(description="Only jobs in this status")]
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in every database
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="Job id")]
 
 
 @router.post("", status_code=201, response_model=Envelope[JobDetail])
@@ -38,7 +40,9 @@ def list_jobs(
     session: SessionDep,
     status: StatusFilter = None,
     limit: Annotated[int, Query(ge=1, le=views.MAX_LIST)] = 50,
-    cursor: Annotated[int | None, Query(ge=1, description="next_cursor of the last page")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="next_cursor of the last page")
+    ] = None,
 ) -> dict[str, Any]:
     items = views.listing(
         session, status=status.value if status else None, limit=limit, before_id=cursor
@@ -48,18 +52,18 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=Envelope[JobDetail])
-def show_job(job_id: int, session: SessionDep) -> dict[str, Any]:
+def show_job(job_id: JobId, session: SessionDep) -> dict[str, Any]:
     return ok(views.show(session, job_id))
 
 
 @router.post("/{job_id}/retry", response_model=Envelope[JobDetail])
-def retry_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+def retry_job(job_id: JobId, runtime: RuntimeDep) -> dict[str, Any]:
     intake.retry(runtime, job_id, actor=ACTOR)
     return ok(_show(runtime, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=Envelope[JobDetail])
-def cancel_job(job_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+def cancel_job(job_id: JobId, runtime: RuntimeDep) -> dict[str, Any]:
     intake.cancel(runtime, job_id, actor=ACTOR)
     return ok(_show(runtime, job_id))
 

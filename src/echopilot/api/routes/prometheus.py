@@ -34,11 +34,12 @@ class DatabaseCollector:
     def collect(self) -> Iterator[Metric]:
         with self.runtime.sessions() as session:
             jobs = GaugeMetricFamily("echopilot_jobs", "Jobs by status", labels=["status"])
-            counts = dict(
-                session.execute(select(Job.status, func.count()).group_by(Job.status))
-                .tuples()
-                .all()
-            )
+            counts = {
+                status: count
+                for status, count in session.execute(
+                    select(Job.status, func.count()).group_by(Job.status)
+                )
+            }
             for status in Status:
                 jobs.add_metric([status.value], counts.get(status.value, 0))
             yield jobs

@@ -63,7 +63,12 @@
   }
 
   function button(label, onClick, className) {
-    return el("button", { type: "button", className: "btn " + (className || ""), text: label, on: { click: onClick } });
+    return el("button", {
+      type: "button",
+      className: "btn " + (className || ""),
+      text: label,
+      on: { click: onClick },
+    });
   }
 
   function show(node, visible) {
@@ -76,10 +81,16 @@
   const usd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
   // Model costs under $1 get a fixed 4 decimals (so a column lines up), 6 under $0.0001.
   const usdFine = new Intl.NumberFormat("en-US", {
-    style: "currency", currency: "USD", minimumFractionDigits: 4, maximumFractionDigits: 4,
+    style: "currency",
+    currency: "USD",
+    minimumFractionDigits: 4,
+    maximumFractionDigits: 4,
   });
   const usdMicro = new Intl.NumberFormat("en-US", {
-    style: "currency", currency: "USD", minimumFractionDigits: 6, maximumFractionDigits: 6,
+    style: "currency",
+    currency: "USD",
+    minimumFractionDigits: 6,
+    maximumFractionDigits: 6,
   });
   const integer = new Intl.NumberFormat("en-US");
 
@@ -135,7 +146,10 @@
       const d = new Date(iso);
       if (Number.isNaN(d.getTime())) return String(iso);
       return d.toLocaleString(undefined, {
-        month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+        month: "short",
+        day: "numeric",
+        hour: "2-digit",
+        minute: "2-digit",
       });
     },
     label(key) {
@@ -250,7 +264,13 @@
 
   function toast(message, kind) {
     const box = $("toasts");
-    const item = el("div", { className: "toast " + (kind || "ok"), text: message, attrs: { role: "status" } });
+    // One refresh makes several calls; the same failure is shown once.
+    if ([...box.children].some((t) => t.textContent === message)) return;
+    const item = el("div", {
+      className: "toast " + (kind || "ok"),
+      text: message,
+      attrs: { role: "status" },
+    });
     box.append(item);
     setTimeout(() => item.remove(), kind === "error" ? 9000 : 5000);
   }
@@ -333,7 +353,8 @@
       state.system = system;
       enterDashboard();
     } catch (err) {
-      if (err.status === 401) showLogin("That key was not accepted. Check DASHBOARD_KEY or var/dashboard.key.");
+      if (err.status === 401)
+        showLogin("That key was not accepted. Check DASHBOARD_KEY or var/dashboard.key.");
       else if (err.status === 429) showLogin("Too many attempts: wait a few minutes, then try again.");
       else showLogin("Could not check the key: " + err.message);
       input.select();
@@ -364,7 +385,9 @@
 
   /** Leave no business data in the page once signed out. */
   function clearDashboard() {
-    ["health", "kpis", "jobs-body", "jobs-attention", "job-dialog-body"].forEach((id) => $(id).replaceChildren());
+    ["health", "kpis", "jobs-body", "jobs-attention", "job-dialog-body"].forEach((id) =>
+      $(id).replaceChildren(),
+    );
     ["kpi-asof", "jobs-msg", "last-updated"].forEach((id) => ($(id).textContent = ""));
     Object.values(CHARTS).forEach((c) => purgeChart($(c.id)));
     Object.keys(PANELS).forEach((name) => $(PANELS[name].id).replaceChildren());
@@ -435,7 +458,12 @@
 
   function renderHealth(h, s) {
     $("health").replaceChildren(
-      apiBadge(h), databaseBadge(h, s), queueBadge(h), workerBadge(s), schedulerBadge(), providerBadge(s),
+      apiBadge(h),
+      databaseBadge(h, s),
+      queueBadge(h),
+      workerBadge(s),
+      schedulerBadge(),
+      providerBadge(s),
     );
   }
 
@@ -479,11 +507,19 @@
     if (!a) return badge("Scheduler", "unknown", "neutral", "status not loaded");
     if (a.running && a.paused) return badge("Scheduler", "paused", "warn", schedulerDetail(a));
     if (a.running) return badge("Scheduler", "running", "ok", schedulerDetail(a));
-    return badge("Scheduler", a.paused ? "stopped, paused" : "stopped", "warn", "no scheduler running: see Automations");
+    return badge(
+      "Scheduler",
+      a.paused ? "stopped, paused" : "stopped",
+      "warn",
+      "no scheduler running: see Automations",
+    );
   }
 
   function schedulerDetail(a) {
-    const beat = a.heartbeat_age_s === null || a.heartbeat_age_s === undefined ? "" : "heartbeat " + fmt.ago(a.heartbeat_age_s);
+    const beat =
+      a.heartbeat_age_s === null || a.heartbeat_age_s === undefined
+        ? ""
+        : "heartbeat " + fmt.ago(a.heartbeat_age_s);
     return [a.host ? a.host + (a.pid ? " pid " + a.pid : "") : "", beat].filter(Boolean).join(", ");
   }
 
@@ -500,28 +536,58 @@
   /* ------------------------------------------------------------------ KPI cards */
 
   const KPIS = [
-    { key: "jobs_7d", label: "Jobs", show: (d) => fmt.num(d.jobs_7d), sub: (d) => fmt.num(d.finished_7d) + " finished" },
-    { key: "revenue_7d", label: "Revenue", show: (d) => fmt.money(d.revenue_7d), sub: () => "jobs done, billed" },
-    { key: "cost_7d", label: "Model cost", show: (d) => fmt.money(d.cost_7d, true), sub: () => "all attempts" },
     {
-      key: "profit_7d", label: "Profit", show: (d) => fmt.money(d.profit_7d),
-      tone: (d) => (Number(d.profit_7d) < 0 ? "bad" : ""), sub: () => "revenue − cost",
+      key: "jobs_7d",
+      label: "Jobs",
+      show: (d) => fmt.num(d.jobs_7d),
+      sub: (d) => fmt.num(d.finished_7d) + " finished",
     },
     {
-      key: "margin_7d_pct", label: "Margin", show: (d) => fmt.pct(d.margin_7d_pct),
-      tone: (d) => (d.margin_7d_pct !== null && Number(d.margin_7d_pct) < 40 ? "warn" : ""), sub: () => "profit / revenue",
+      key: "revenue_7d",
+      label: "Revenue",
+      show: (d) => fmt.money(d.revenue_7d),
+      sub: () => "jobs done, billed",
     },
     {
-      key: "avg_qa_7d", label: "Average QA", show: (d) => fmt.qa(d.avg_qa_7d),
+      key: "cost_7d",
+      label: "Model cost",
+      show: (d) => fmt.money(d.cost_7d, true),
+      sub: () => "all attempts",
+    },
+    {
+      key: "profit_7d",
+      label: "Profit",
+      show: (d) => fmt.money(d.profit_7d),
+      tone: (d) => (Number(d.profit_7d) < 0 ? "bad" : ""),
+      sub: () => "revenue − cost",
+    },
+    {
+      key: "margin_7d_pct",
+      label: "Margin",
+      show: (d) => fmt.pct(d.margin_7d_pct),
+      tone: (d) => (d.margin_7d_pct !== null && Number(d.margin_7d_pct) < 40 ? "warn" : ""),
+      sub: () => "profit / revenue",
+    },
+    {
+      key: "avg_qa_7d",
+      label: "Average QA",
+      show: (d) => fmt.qa(d.avg_qa_7d),
       tone: (d) => (d.avg_qa_7d !== null && d.avg_qa_7d < state.qaThreshold ? "warn" : ""),
       sub: () => "threshold " + state.qaThreshold,
     },
     {
-      key: "failure_rate_7d_pct", label: "Failure rate", show: (d) => fmt.pct(d.failure_rate_7d_pct),
+      key: "failure_rate_7d_pct",
+      label: "Failure rate",
+      show: (d) => fmt.pct(d.failure_rate_7d_pct),
       tone: (d) => (d.failure_rate_7d_pct > 10 ? "bad" : d.failure_rate_7d_pct > 5 ? "warn" : ""),
       sub: () => "dead / finished",
     },
-    { key: "p95_latency_ms_7d", label: "p95 latency", show: (d) => fmt.duration(d.p95_latency_ms_7d), sub: () => "submit to finish" },
+    {
+      key: "p95_latency_ms_7d",
+      label: "p95 latency",
+      show: (d) => fmt.duration(d.p95_latency_ms_7d),
+      sub: () => "submit to finish",
+    },
   ];
 
   async function loadKpis() {
@@ -540,7 +606,10 @@
       ...KPIS.map((k) =>
         el(
           "div",
-          { className: "kpi card " + (k.tone ? "tone-" + (k.tone(data) || "none") : ""), data: { kpi: k.key } },
+          {
+            className: "kpi card " + (k.tone ? "tone-" + (k.tone(data) || "none") : ""),
+            data: { kpi: k.key },
+          },
           el("div", { className: "kpi-label", text: k.label }),
           el("div", { className: "kpi-value", text: k.show(data) }),
           el("div", { className: "kpi-sub", text: k.sub(data) }),
@@ -576,8 +645,13 @@
   };
 
   const STATUS_COLORS = {
-    done: "#2f9e6e", needs_review: "#d9962b", failed: "#e07b39", dead: "#d64545",
-    cancelled: "#9aa3ad", queued: "#4a7fd6", processing: "#7d63d1",
+    done: "#2f9e6e",
+    needs_review: "#d9962b",
+    failed: "#e07b39",
+    dead: "#d64545",
+    cancelled: "#9aa3ad",
+    queued: "#4a7fd6",
+    processing: "#7d63d1",
   };
 
   function cssVar(name, fallback) {
@@ -594,7 +668,14 @@
       paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "rgba(0,0,0,0)",
       font: { family: cssVar("--font", "system-ui, sans-serif"), size: 12, color: text },
-      xaxis: { type: "date", tickformat: "%b %d", gridcolor: grid, linecolor: grid, zeroline: false, hoverformat: "%a %b %d" },
+      xaxis: {
+        type: "date",
+        tickformat: "%b %d",
+        gridcolor: grid,
+        linecolor: grid,
+        zeroline: false,
+        hoverformat: "%a %b %d",
+      },
       yaxis: { gridcolor: grid, linecolor: grid, zerolinecolor: grid, rangemode: "tozero", automargin: true },
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 } },
       hovermode: "x unified",
@@ -627,7 +708,9 @@
     if (!state.running || document.hidden) return;
     if (!window.Plotly) {
       Object.values(CHARTS).forEach((c) =>
-        $(c.id).replaceChildren(el("p", { className: "chart-empty", text: "Charts unavailable: the chart library did not load." })),
+        $(c.id).replaceChildren(
+          el("p", { className: "chart-empty", text: "Charts unavailable: the chart library did not load." }),
+        ),
       );
       return;
     }
@@ -640,7 +723,9 @@
     } catch (err) {
       if (!reportable(err)) return;
       Object.values(CHARTS).forEach((c) =>
-        $(c.id).replaceChildren(el("p", { className: "chart-empty error", text: "Could not load: " + err.message })),
+        $(c.id).replaceChildren(
+          el("p", { className: "chart-empty error", text: "Could not load: " + err.message }),
+        ),
       );
     }
   }
@@ -664,18 +749,40 @@
     const threshold = data.qa_threshold;
     const traces = [
       {
-        type: "scatter", mode: "lines+markers", name: "average QA", x, y: days.map((d) => d.avg_qa),
-        line: { color: cssVar("--accent", "#3366cc"), width: 2 }, marker: { size: 5 }, connectgaps: false,
+        type: "scatter",
+        mode: "lines+markers",
+        name: "average QA",
+        x,
+        y: days.map((d) => d.avg_qa),
+        line: { color: cssVar("--accent", "#3366cc"), width: 2 },
+        marker: { size: 5 },
+        connectgaps: false,
         hovertemplate: "%{y:.1f}<extra>average QA</extra>",
       },
       {
-        type: "scatter", mode: "lines", name: "threshold " + threshold, x: [x[0], x[x.length - 1]], y: [threshold, threshold],
-        line: { color: STATUS_COLORS.dead, width: 1.5, dash: "dash" }, hoverinfo: "skip",
+        type: "scatter",
+        mode: "lines",
+        name: "threshold " + threshold,
+        x: [x[0], x[x.length - 1]],
+        y: [threshold, threshold],
+        line: { color: STATUS_COLORS.dead, width: 1.5, dash: "dash" },
+        hoverinfo: "skip",
       },
     ];
     const values = days.map((d) => d.avg_qa).filter((v) => v !== null);
     const low = Math.min(threshold, ...values);
-    plot(id, traces, { yaxis: { range: [Math.max(0, Math.floor(low - 10)), 100], rangemode: "normal", title: { text: "score" } } }, values.length > 0);
+    plot(
+      id,
+      traces,
+      {
+        yaxis: {
+          range: [Math.max(0, Math.floor(low - 10)), 100],
+          rangemode: "normal",
+          title: { text: "score" },
+        },
+      },
+      values.length > 0,
+    );
   }
 
   function drawMoneyChart(id, days) {
@@ -683,15 +790,40 @@
     const revenue = days.map((d) => Number(d.revenue));
     const cost = days.map((d) => Number(d.cost));
     const traces = [
-      { type: "bar", name: "revenue", x, y: revenue, marker: { color: "#5b8def" }, hovertemplate: "%{y:$,.2f}<extra>revenue</extra>" },
-      { type: "bar", name: "cost", x, y: cost, marker: { color: "#e07b39" }, hovertemplate: "%{y:$,.4f}<extra>cost</extra>" },
       {
-        type: "scatter", mode: "lines+markers", name: "profit", x, y: days.map((d) => Number(d.profit)),
-        line: { color: STATUS_COLORS.done, width: 2 }, marker: { size: 4 }, hovertemplate: "%{y:$,.2f}<extra>profit</extra>",
+        type: "bar",
+        name: "revenue",
+        x,
+        y: revenue,
+        marker: { color: "#5b8def" },
+        hovertemplate: "%{y:$,.2f}<extra>revenue</extra>",
+      },
+      {
+        type: "bar",
+        name: "cost",
+        x,
+        y: cost,
+        marker: { color: "#e07b39" },
+        hovertemplate: "%{y:$,.4f}<extra>cost</extra>",
+      },
+      {
+        type: "scatter",
+        mode: "lines+markers",
+        name: "profit",
+        x,
+        y: days.map((d) => Number(d.profit)),
+        line: { color: STATUS_COLORS.done, width: 2 },
+        marker: { size: 4 },
+        hovertemplate: "%{y:$,.2f}<extra>profit</extra>",
       },
     ];
     const any = revenue.some((v) => v !== 0) || cost.some((v) => v !== 0);
-    plot(id, traces, { barmode: "group", yaxis: { tickprefix: "$", tickformat: ",.0f", rangemode: "normal" } }, any);
+    plot(
+      id,
+      traces,
+      { barmode: "group", yaxis: { tickprefix: "$", tickformat: ",.0f", rangemode: "normal" } },
+      any,
+    );
   }
 
   function drawLatencyChart(id, days) {
@@ -699,12 +831,24 @@
     const seconds = (v) => (v === null ? null : v / 1000);
     const traces = [
       {
-        type: "scatter", mode: "lines+markers", name: "p50", x, y: days.map((d) => seconds(d.latency_p50_ms)),
-        line: { color: "#5b8def", width: 2 }, marker: { size: 4 }, hovertemplate: "%{y:.1f} s<extra>p50</extra>",
+        type: "scatter",
+        mode: "lines+markers",
+        name: "p50",
+        x,
+        y: days.map((d) => seconds(d.latency_p50_ms)),
+        line: { color: "#5b8def", width: 2 },
+        marker: { size: 4 },
+        hovertemplate: "%{y:.1f} s<extra>p50</extra>",
       },
       {
-        type: "scatter", mode: "lines+markers", name: "p95", x, y: days.map((d) => seconds(d.latency_p95_ms)),
-        line: { color: "#7d63d1", width: 2, dash: "dot" }, marker: { size: 4 }, hovertemplate: "%{y:.1f} s<extra>p95</extra>",
+        type: "scatter",
+        mode: "lines+markers",
+        name: "p95",
+        x,
+        y: days.map((d) => seconds(d.latency_p95_ms)),
+        line: { color: "#7d63d1", width: 2, dash: "dot" },
+        marker: { size: 4 },
+        hovertemplate: "%{y:.1f} s<extra>p95</extra>",
       },
     ];
     const any = days.some((d) => d.latency_p50_ms !== null);
@@ -713,9 +857,15 @@
 
   /* ------------------------------------------------------------------ jobs table */
 
+  /** Filter the table; rows of the previous filter go at once, so none is mistaken for a match. */
   function setJobsFilter(status) {
     $("jobs-filter").value = status;
     state.jobs = [];
+    state.nextCursor = null;
+    show($("jobs-more"), false);
+    $("jobs-body").replaceChildren(
+      el("tr", {}, el("td", { className: "empty", text: "Loading…", attrs: { colspan: "10" } })),
+    );
     loadJobs({ reset: true }).catch(() => {});
   }
 
@@ -742,7 +892,8 @@
       state.nextCursor = data.next_cursor;
       renderJobs();
     } catch (err) {
-      if (seq === state.jobsSeq && reportable(err)) setMsg($("jobs-msg"), "Could not load jobs: " + err.message, "error");
+      if (seq === state.jobsSeq && reportable(err))
+        setMsg($("jobs-msg"), "Could not load jobs: " + err.message, "error");
       throw err;
     }
   }
@@ -753,15 +904,26 @@
 
   function jobRow(job) {
     const qaLow = job.qa_score !== null && job.qa_threshold !== null && job.qa_score < job.qa_threshold;
-    const cost = job.cost_usd === null
-      ? el("span", { className: "warn-text", text: "unknown", title: "no price for: " + job.unpriced_models.join(", ") })
-      : fmt.money(job.cost_usd, true);
+    const cost =
+      job.cost_usd === null
+        ? el("span", {
+            className: "warn-text",
+            text: "unknown",
+            title: "no price for: " + job.unpriced_models.join(", "),
+          })
+        : fmt.money(job.cost_usd, true);
     const actions = el("td", { className: "actions" });
     if (RETRYABLE.has(job.status)) {
-      actions.append(button("Retry", (ev) => {
-        ev.stopPropagation();
-        retryJob(job.id, ev.currentTarget);
-      }, "small retry"));
+      actions.append(
+        button(
+          "Retry",
+          (ev) => {
+            ev.stopPropagation();
+            retryJob(job.id, ev.currentTarget);
+          },
+          "small retry",
+        ),
+      );
     }
     const row = el(
       "tr",
@@ -783,7 +945,10 @@
       el("td", { className: "num" + (qaLow ? " warn-text" : ""), text: fmt.qa(job.qa_score) }),
       el("td", { className: "num" }, cost),
       el("td", { className: "num", text: fmt.money(job.price_usd) }),
-      el("td", { className: "pay pay-" + job.payment_status, text: job.payment_status === "na" ? DASH : job.payment_status }),
+      el("td", {
+        className: "pay pay-" + job.payment_status,
+        text: job.payment_status === "na" ? DASH : job.payment_status,
+      }),
       el("td", { className: "nowrap", text: fmt.when(job.created_at), title: job.created_at || "" }),
       actions,
     );
@@ -794,14 +959,19 @@
     const body = $("jobs-body");
     const status = $("jobs-filter").value;
     if (!state.jobs.length) {
-      const text = status ? "No " + fmt.label(status) + " jobs." : "No jobs yet: submit one below, or load demo data with `echopilot demo seed`.";
+      const text = status
+        ? "No " + fmt.label(status) + " jobs."
+        : "No jobs yet: submit one below, or load demo data with `echopilot demo seed`.";
       body.replaceChildren(el("tr", {}, el("td", { className: "empty", text, attrs: { colspan: "10" } })));
     } else {
       body.replaceChildren(...state.jobs.map(jobRow));
     }
     const more = Boolean(state.nextCursor);
     show($("jobs-more"), more);
-    setMsg($("jobs-msg"), state.jobs.length ? "Showing " + state.jobs.length + (more ? " (more available)" : "") : "");
+    setMsg(
+      $("jobs-msg"),
+      state.jobs.length ? "Showing " + state.jobs.length + (more ? " (more available)" : "") : "",
+    );
   }
 
   async function retryJob(id, btn) {
@@ -815,10 +985,38 @@
   /* ------------------------------------------------------------------ job detail */
 
   const DETAIL_ORDER = [
-    "id", "name", "status", "task_type", "client", "source", "priority", "attempts", "max_attempts",
-    "qa_score", "qa_threshold", "qa_target", "qa_note", "qa_breakdown", "provider", "model", "answer_path",
-    "tokens_in", "tokens_out", "cost_usd", "cost_known_usd", "unpriced_models", "price_usd", "payment_status",
-    "error", "error_kind", "retry_at", "created_at", "started_at", "finished_at", "duration_ms", "input_chars",
+    "id",
+    "name",
+    "status",
+    "task_type",
+    "client",
+    "source",
+    "priority",
+    "attempts",
+    "max_attempts",
+    "qa_score",
+    "qa_threshold",
+    "qa_target",
+    "qa_note",
+    "qa_breakdown",
+    "provider",
+    "model",
+    "answer_path",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "cost_known_usd",
+    "unpriced_models",
+    "price_usd",
+    "payment_status",
+    "error",
+    "error_kind",
+    "retry_at",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "input_chars",
   ];
   // Attempt columns after # and status: [heading, cell text, class suffix]. Tokens share
   // one column to keep the table narrow enough for the dialog.
@@ -841,7 +1039,8 @@
     try {
       renderJobDetail(await api("/api/jobs/" + id));
     } catch (err) {
-      if (reportable(err)) $("job-dialog-body").replaceChildren(el("p", { className: "form-msg error", text: err.message }));
+      if (reportable(err))
+        $("job-dialog-body").replaceChildren(el("p", { className: "form-msg error", text: err.message }));
     }
   }
 
@@ -860,19 +1059,27 @@
 
   function jobActions(job, msg) {
     const act = (label, path, busyLabel, done) =>
-      button(label, async (ev) => {
-        const result = await runAction(ev.currentTarget, () => api(path, { method: "POST" }), {
-          busyLabel, msgNode: msg, success: done,
-        });
-        if (result) {
-          loadJobs().catch(() => {});
-          if (result.id === job.id) renderJobDetail(result);
-          else openJob(job.id);
-        }
-      }, "small");
+      button(
+        label,
+        async (ev) => {
+          const result = await runAction(ev.currentTarget, () => api(path, { method: "POST" }), {
+            busyLabel,
+            msgNode: msg,
+            success: done,
+          });
+          if (result) {
+            loadJobs().catch(() => {});
+            if (result.id === job.id) renderJobDetail(result);
+            else openJob(job.id);
+          }
+        },
+        "small",
+      );
     const out = [];
-    if (RETRYABLE.has(job.status)) out.push(act("Retry", "/api/jobs/" + job.id + "/retry", "Retrying…", () => "Queued again."));
-    if (CANCELLABLE.has(job.status)) out.push(act("Cancel", "/api/jobs/" + job.id + "/cancel", "Cancelling…", () => "Cancelled."));
+    if (RETRYABLE.has(job.status))
+      out.push(act("Retry", "/api/jobs/" + job.id + "/retry", "Retrying…", () => "Queued again."));
+    if (CANCELLABLE.has(job.status))
+      out.push(act("Cancel", "/api/jobs/" + job.id + "/cancel", "Cancelling…", () => "Cancelled."));
     if (state.features.payments && job.payment_status === "unpaid") {
       out.push(act("Mark paid", "/api/payments/" + job.id + "/mark-paid", "Marking…", () => "Marked paid."));
     }
@@ -881,10 +1088,19 @@
 
   function detailFields(job) {
     const skip = new Set(["attempt_log", "result"]);
-    const keys = DETAIL_ORDER.filter((k) => k in job).concat(Object.keys(job).filter((k) => !DETAIL_ORDER.includes(k) && !skip.has(k)));
+    const keys = DETAIL_ORDER.filter((k) => k in job).concat(
+      Object.keys(job).filter((k) => !DETAIL_ORDER.includes(k) && !skip.has(k)),
+    );
     const list = el("dl", { className: "fields" });
     keys.forEach((k) => {
-      list.append(el("div", { className: "field-row" }, el("dt", { text: fmt.fieldLabel(k) }), el("dd", { text: fmt.any(k, job[k]), title: typeof job[k] === "string" ? job[k] : "" })));
+      list.append(
+        el(
+          "div",
+          { className: "field-row" },
+          el("dt", { text: fmt.fieldLabel(k) }),
+          el("dd", { text: fmt.any(k, job[k]), title: typeof job[k] === "string" ? job[k] : "" }),
+        ),
+      );
     });
     return list;
   }
@@ -895,15 +1111,19 @@
     const head = el("tr", {}, th("#"), th("status"), ...ATTEMPT_COLUMNS.map(([title]) => th(title)));
     const rows = attempts.map((a) =>
       el(
-        "tr", {},
+        "tr",
+        {},
         el("td", { text: a.n }),
         el("td", {}, statusBadge(a.status)),
         ...ATTEMPT_COLUMNS.map(([, cell, key]) => el("td", { className: "col-" + key, text: cell(a) })),
       ),
     );
-    return el("div", { className: "table-wrap" }, el("table", { className: "table compact attempts" }, el("thead", {}, head), el("tbody", {}, ...rows)));
+    return el(
+      "div",
+      { className: "table-wrap" },
+      el("table", { className: "table compact attempts" }, el("thead", {}, head), el("tbody", {}, ...rows)),
+    );
   }
-
 
   /* ------------------------------------------------------------------ submit form */
 
@@ -928,10 +1148,12 @@
   /** Put each "field: message" part of error.message under the field error.fields names. */
   function showFieldErrors(form, err) {
     const parts = {};
-    String(err.message).split("; ").forEach((part) => {
-      const i = part.indexOf(": ");
-      if (i > 0) parts[part.slice(0, i)] = part.slice(i + 2);
-    });
+    String(err.message)
+      .split("; ")
+      .forEach((part) => {
+        const i = part.indexOf(": ");
+        if (i > 0) parts[part.slice(0, i)] = part.slice(i + 2);
+      });
     let first = null;
     (err.fields || []).forEach((name) => {
       const field = form.querySelector('.field[data-field="' + CSS.escape(name) + '"]');
@@ -951,12 +1173,16 @@
     event.preventDefault();
     const form = event.currentTarget;
     clearFieldErrors(form);
-    const job = await runAction($("submit-job"), () => api("/api/jobs", { method: "POST", body: formFields(form) }), {
-      busyLabel: "Submitting…",
-      msgNode: $("submit-msg"),
-      success: (j) => "Job " + j.id + " submitted (" + fmt.label(j.status) + ").",
-      onError: (err) => showFieldErrors(form, err),
-    });
+    const job = await runAction(
+      $("submit-job"),
+      () => api("/api/jobs", { method: "POST", body: formFields(form) }),
+      {
+        busyLabel: "Submitting…",
+        msgNode: $("submit-msg"),
+        success: (j) => "Job " + j.id + " submitted (" + fmt.label(j.status) + ").",
+        onError: (err) => showFieldErrors(form, err),
+      },
+    );
     if (job) {
       form.reset();
       await loadJobs().catch(() => {});
@@ -971,14 +1197,29 @@
    * tick. Enabling a feature later only needs its route; the panel code is already here.
    */
   const PANELS = {
-    automations: { id: "panel-automations", title: "Automations", feature: "scheduler", release: "scheduler", mount: mountAutomations },
+    automations: {
+      id: "panel-automations",
+      title: "Automations",
+      feature: "scheduler",
+      release: "scheduler",
+      mount: mountAutomations,
+    },
     operations: { id: "panel-operations", title: "Operations", mount: mountOperations },
     brief: { id: "panel-brief", title: "CEO brief", feature: "briefs", release: "briefs", mount: mountBrief },
-    activity: { id: "panel-activity", title: "Activity", feature: "activity", release: "activity feed", mount: mountActivity },
+    activity: {
+      id: "panel-activity",
+      title: "Activity",
+      feature: "activity",
+      release: "activity feed",
+      mount: mountActivity,
+    },
   };
 
   function notYet(release) {
-    return el("p", { className: "not-yet", text: "Not available yet: arrives with the " + release + " release" });
+    return el("p", {
+      className: "not-yet",
+      text: "Not available yet: arrives with the " + release + " release",
+    });
   }
 
   function mountPanelsIfChanged() {
@@ -1028,15 +1269,21 @@
     // start/stop answer {action, status}: show the action, render the status they return.
     const control = (path) => async (ev) => {
       const result = await runAction(ev.currentTarget, () => api(path, { method: "POST" }), {
-        msgNode: msg, success: (r) => "Scheduler: " + r.action + ".",
+        msgNode: msg,
+        success: (r) => "Scheduler: " + ((r && r.action) || "done") + ".",
       });
       if (result && result.status) showStatus(result.status);
     };
     const controls = el(
-      "div", { className: "panel-actions" },
+      "div",
+      { className: "panel-actions" },
       button("Start", control("/api/automations/start"), "small primary"),
       button("Stop", control("/api/automations/stop"), "small"),
-      button("Status", (ev) => runAction(ev.currentTarget, refresh, { msgNode: msg, success: () => "Status refreshed." }), "small ghost"),
+      button(
+        "Status",
+        (ev) => runAction(ev.currentTarget, refresh, { msgNode: msg, success: () => "Status refreshed." }),
+        "small ghost",
+      ),
       msg,
     );
     body.append(summary, controls, table);
@@ -1070,14 +1317,22 @@
     }
     const where = [s.host, s.pid ? "pid " + s.pid : ""].filter(Boolean).join(", ");
     const count = s.instances && s.instances.length > 1 ? "; " + s.instances.length + " schedulers" : "";
-    const beat = s.heartbeat_age_s === null || s.heartbeat_age_s === undefined ? "" : "; heartbeat " + fmt.ago(s.heartbeat_age_s);
+    const beat =
+      s.heartbeat_age_s === null || s.heartbeat_age_s === undefined
+        ? ""
+        : "; heartbeat " + fmt.ago(s.heartbeat_age_s);
     const mode = s.paused ? "Paused: tasks wait until Start" : "Running";
     return mode + (where ? " (" + where + ")" : "") + count + beat + ".";
   }
 
   function runOutcome(task, run) {
-    const took = run.duration_ms === null || run.duration_ms === undefined ? "" : " in " + fmt.duration(run.duration_ms);
-    const what = run.error ? " (" + run.error + ")" : run.summary ? ": " + describeSummary(task, run.summary) : "";
+    const took =
+      run.duration_ms === null || run.duration_ms === undefined ? "" : " in " + fmt.duration(run.duration_ms);
+    const what = run.error
+      ? " (" + run.error + ")"
+      : run.summary
+        ? ": " + describeSummary(task, run.summary)
+        : "";
     return task + ": " + fmt.label(run.status || "started") + took + what + ".";
   }
 
@@ -1092,24 +1347,52 @@
     if (!last) return el("td", { className: "muted", text: "never" });
     const when = fmt.when(last.finished_at || last.started_at);
     const how = last.trigger && last.trigger !== "schedule" ? " · " + last.trigger : "";
-    return el("td", {}, statusBadge(last.status), el("div", { className: "muted small nowrap", text: when + how }));
+    return el(
+      "td",
+      {},
+      statusBadge(last.status),
+      el("div", { className: "muted small nowrap", text: when + how }),
+    );
   }
 
   function scheduleTable(schedule, msg, refresh) {
     if (!schedule.length) return el("p", { className: "muted", text: "No scheduled tasks." });
-    const head = el("tr", {}, ...["Task", "Schedule", "Next run", "Last run", "Result", ""].map((t) => el("th", { text: t, attrs: { scope: "col" } })));
+    const head = el(
+      "tr",
+      {},
+      ...["Task", "Schedule", "Next run", "Last run", "Result", ""].map((t) =>
+        el("th", { text: t, attrs: { scope: "col" } }),
+      ),
+    );
     const rows = schedule.map((t) => {
       const last = t.last_run || null;
-      const run = button("Run now", async (ev) => {
-        const r = await runAction(ev.currentTarget, () => api("/api/automations/run/" + encodeURIComponent(t.task), { method: "POST" }), {
-          busyLabel: "Running…", busyText: "Running " + t.task + "…", msgNode: msg, success: (done) => runOutcome(t.task, done || {}),
-        });
-        if (r !== undefined) refresh().catch(() => {});
-      }, "small");
+      const run = button(
+        "Run now",
+        async (ev) => {
+          const r = await runAction(
+            ev.currentTarget,
+            () => api("/api/automations/run/" + encodeURIComponent(t.task), { method: "POST" }),
+            {
+              busyLabel: "Running…",
+              busyText: "Running " + t.task + "…",
+              msgNode: msg,
+              success: (done) => runOutcome(t.task, done || {}),
+            },
+          );
+          if (r !== undefined) refresh().catch(() => {});
+        },
+        "small",
+      );
       const result = last ? last.error || last.note || describeSummary(t.task, last.summary) : DASH;
       return el(
-        "tr", { data: { task: t.task } },
-        el("td", {}, el("div", { className: "mono", text: t.task }), t.description ? el("div", { className: "muted small", text: t.description }) : null),
+        "tr",
+        { data: { task: t.task } },
+        el(
+          "td",
+          {},
+          el("div", { className: "mono", text: t.task }),
+          t.description ? el("div", { className: "muted small", text: t.description }) : null,
+        ),
         el("td", { className: "nowrap", text: t.schedule || DASH }),
         el("td", { className: "nowrap", text: fmt.when(t.next_run), title: t.next_run || "" }),
         lastRunCell(last),
@@ -1117,7 +1400,12 @@
         el("td", { className: "actions" }, run),
       );
     });
-    return el("table", { className: "table compact schedule" }, el("thead", {}, head), el("tbody", {}, ...rows));
+    return el(
+      "table",
+      { className: "table compact schedule" },
+      el("thead", {}, head),
+      el("tbody", {}, ...rows),
+    );
   }
 
   /** A short, readable line from a result object (scalars shown, lists counted). */
@@ -1126,7 +1414,10 @@
     if (typeof value !== "object") return String(value);
     if (Array.isArray(value)) return value.length + " items";
     return Object.entries(value)
-      .map(([k, v]) => fmt.label(k) + ": " + (Array.isArray(v) ? v.length : v && typeof v === "object" ? "…" : v))
+      .map(
+        ([k, v]) =>
+          fmt.label(k) + ": " + (Array.isArray(v) ? v.length : v && typeof v === "object" ? "…" : v),
+      )
       .join(" · ");
   }
 
@@ -1134,42 +1425,81 @@
 
   const OPERATIONS = [
     {
-      feature: "self_heal", release: "self-heal", title: "Self-heal",
+      feature: "self_heal",
+      release: "self-heal",
+      title: "Self-heal",
       text: "Re-queue stuck and failed jobs; list unpaid work.",
       summary: (r) =>
-        "retried " + r.retried_count + ", recovered " + r.recovered_stuck + " stuck, " + r.dead + " dead, " +
-        (r.eligible_unpaid || []).length + " unpaid to follow up" + (r.worker_restart_suggested ? "; restart the worker" : ""),
-      actions: [{ label: "Dry run", path: "/api/self-heal?dry_run=true" }, { label: "Run self-heal", path: "/api/self-heal", primary: true }],
+        "retried " +
+        r.retried_count +
+        ", recovered " +
+        r.recovered_stuck +
+        " stuck, " +
+        r.dead +
+        " dead, " +
+        (r.eligible_unpaid || []).length +
+        " unpaid to follow up" +
+        (r.worker_restart_suggested ? "; restart the worker" : ""),
+      actions: [
+        { label: "Dry run", path: "/api/self-heal?dry_run=true" },
+        { label: "Run self-heal", path: "/api/self-heal", primary: true },
+      ],
     },
     {
-      feature: "alerts", release: "alerts", title: "Alert check",
+      feature: "alerts",
+      release: "alerts",
+      title: "Alert check",
       text: "Evaluate the alert rules now and send what fires.",
       actions: [{ label: "Check alerts", path: "/api/alerts/trigger", primary: true }],
     },
     {
-      feature: "optimizer", release: "optimiser", title: "Price optimiser",
+      feature: "optimizer",
+      release: "optimiser",
+      title: "Price optimiser",
       text: "Propose price changes from recent QA and margin.",
       actions: [
         { label: "Preview", path: "/api/optimizer/run?dry_run=true" },
-        { label: "Apply", path: "/api/optimizer/run", primary: true, confirm: "Apply the optimiser's price changes?" },
+        {
+          label: "Apply",
+          path: "/api/optimizer/run",
+          primary: true,
+          confirm: "Apply the optimiser's price changes?",
+        },
       ],
     },
     {
-      feature: "retention", release: "retention", title: "Retention",
+      feature: "retention",
+      release: "retention",
+      title: "Retention",
       text: "Prune logs, reports and rows past the keep window.",
       summary: (r) => {
         const rows = Object.values(r.rows || {}).reduce((n, v) => n + v, 0);
         const verb = r.dry_run ? "would delete " : "deleted ";
-        return verb + r.deleted + " files (" + fmt.bytes(r.bytes_freed) + ") and " + rows + " rows; keeping the newest " +
-          r.keep + (r.errors ? "; " + r.errors + " errors" : "");
+        return (
+          verb +
+          r.deleted +
+          " files (" +
+          fmt.bytes(r.bytes_freed) +
+          ") and " +
+          rows +
+          " rows; keeping the newest " +
+          r.keep +
+          (r.errors ? "; " + r.errors + " errors" : "")
+        );
       },
       actions: [
-        { label: "Dry run", path: "/api/retention/run?dry_run=true" },
-        { label: "Run retention", path: "/api/retention/run", primary: true, confirm: "Delete data past the retention window?" },
+        { label: "Dry run", path: "/api/retention/run?dry_run=true", primary: true },
+        {
+          label: "Run retention",
+          path: "/api/retention/run",
+          confirm: "Delete data past the retention window?",
+        },
       ],
     },
     {
-      feature: "reports", release: "reports", title: "Daily report",
+      feature: "reports",
+      release: "reports",
+      title: "Daily report",
       text: "Build the daily report for today.",
       actions: [{ label: "Build report", path: "/api/reports/daily", primary: true }],
     },
@@ -1178,30 +1508,49 @@
   function mountOperations(body) {
     const output = el("pre", { className: "op-output", attrs: { "aria-live": "polite" } });
     output.hidden = true;
-    body.append(el("ul", { className: "op-list" }, ...OPERATIONS.map((op) => operationRow(op, output))), output);
+    body.append(
+      el("ul", { className: "op-list" }, ...OPERATIONS.map((op) => operationRow(op, output))),
+      output,
+    );
     return null;
   }
 
   function operationRow(op, output) {
-    const head = el("div", { className: "op-head" }, el("strong", { text: op.title }), el("span", { className: "muted small", text: op.text }));
+    const head = el(
+      "div",
+      { className: "op-head" },
+      el("strong", { text: op.title }),
+      el("span", { className: "muted small", text: op.text }),
+    );
     if (!state.features[op.feature]) {
       return el("li", { className: "op unavailable", data: { op: op.feature } }, head, notYet(op.release));
     }
     const msg = el("span", { className: "form-msg", attrs: { role: "status" } });
     const buttons = op.actions.map((a) =>
-      button(a.label, async (ev) => {
-        // A plain confirm() is enough for the two heavy, rare actions.
-        if (a.confirm && !window.confirm(a.confirm)) return;
-        const result = await runAction(ev.currentTarget, () => api(a.path, { method: "POST" }), {
-          msgNode: msg, success: (r) => (op.summary && r ? safely(() => op.summary(r), "done") : "done") + ".",
-        });
-        if (result !== undefined) {
-          output.textContent = op.title + (a.path.includes("dry_run") ? " (dry run)" : "") + "\n" + describe(result);
-          output.hidden = false;
-        }
-      }, "small " + (a.primary ? "primary" : "")),
+      button(
+        a.label,
+        async (ev) => {
+          // A plain confirm() is enough for the two heavy, rare actions.
+          if (a.confirm && !window.confirm(a.confirm)) return;
+          const result = await runAction(ev.currentTarget, () => api(a.path, { method: "POST" }), {
+            msgNode: msg,
+            success: (r) => (op.summary && r ? safely(() => op.summary(r), "done") : "done") + ".",
+          });
+          if (result !== undefined) {
+            output.textContent =
+              op.title + (a.path.includes("dry_run") ? " (dry run)" : "") + "\n" + describe(result);
+            output.hidden = false;
+          }
+        },
+        "small " + (a.primary ? "primary" : ""),
+      ),
     );
-    return el("li", { className: "op", data: { op: op.feature } }, head, el("div", { className: "panel-actions" }, ...buttons, msg));
+    return el(
+      "li",
+      { className: "op", data: { op: op.feature } },
+      head,
+      el("div", { className: "panel-actions" }, ...buttons, msg),
+    );
   }
 
   /** fn(), or `fallback` when an answer's shape is not the one expected. */
@@ -1220,10 +1569,17 @@
     if (value === null || typeof value !== "object") return pad + fmt.any("", value);
     if (Array.isArray(value)) {
       if (!value.length) return pad + "(none)";
-      return value.slice(0, 20).map((v) => (v && typeof v === "object" ? pad + "- " + summarize(v) : pad + "- " + v)).join("\n");
+      return value
+        .slice(0, 20)
+        .map((v) => (v && typeof v === "object" ? pad + "- " + summarize(v) : pad + "- " + v))
+        .join("\n");
     }
     return Object.entries(value)
-      .map(([k, v]) => (v && typeof v === "object" ? pad + fmt.label(k) + ":\n" + describe(v, d + 1) : pad + fmt.label(k) + ": " + fmt.any(k, v)))
+      .map(([k, v]) =>
+        v && typeof v === "object"
+          ? pad + fmt.label(k) + ":\n" + describe(v, d + 1)
+          : pad + fmt.label(k) + ": " + fmt.any(k, v),
+      )
       .join("\n");
   }
 
@@ -1232,18 +1588,26 @@
   function mountBrief(body) {
     const content = el("div", { className: "brief" }, el("p", { className: "muted", text: "Loading…" }));
     const msg = el("span", { className: "form-msg", attrs: { role: "status" } });
-    const generate = button("Generate brief", async (ev) => {
-      const brief = await runAction(ev.currentTarget, () => api("/api/exec/brief", { method: "POST" }), {
-        busyLabel: "Generating…", msgNode: msg, success: () => "Brief generated.",
-      });
-      if (brief) renderBrief(content, brief);
-    }, "small primary");
+    const generate = button(
+      "Generate brief",
+      async (ev) => {
+        const brief = await runAction(ev.currentTarget, () => api("/api/exec/brief", { method: "POST" }), {
+          busyLabel: "Generating…",
+          msgNode: msg,
+          success: () => "Brief generated.",
+        });
+        if (brief) renderBrief(content, brief);
+      },
+      "small primary",
+    );
     body.append(el("div", { className: "panel-actions" }, generate, msg), content);
     api("/api/exec/report-latest")
       .then((brief) => renderBrief(content, brief))
       .catch((err) => {
-        if (err.status === 404) content.replaceChildren(el("p", { className: "muted", text: "No brief yet: generate one." }));
-        else if (reportable(err)) content.replaceChildren(el("p", { className: "form-msg error", text: err.message }));
+        if (err.status === 404)
+          content.replaceChildren(el("p", { className: "muted", text: "No brief yet: generate one." }));
+        else if (reportable(err))
+          content.replaceChildren(el("p", { className: "form-msg error", text: err.message }));
       });
     return null;
   }
@@ -1251,20 +1615,29 @@
   function actionText(a) {
     if (!a || typeof a !== "object") return String(a);
     const main = a.action || a.title || a.text || a.message || summarize(a);
-    const extra = [a.owner, a.priority, a.eta_hours !== undefined ? a.eta_hours + " h" : null].filter(Boolean).join(" · ");
+    const extra = [a.owner, a.priority, a.eta_hours !== undefined ? a.eta_hours + " h" : null]
+      .filter(Boolean)
+      .join(" · ");
     return extra ? main + " (" + extra + ")" : main;
   }
 
   function briefList(title, items) {
     if (!items || !items.length) return null;
-    return el("div", {}, el("h3", { text: title }), el("ul", { className: "plain-list" }, ...items.map((i) => el("li", { text: actionText(i) }))));
+    return el(
+      "div",
+      {},
+      el("h3", { text: title }),
+      el("ul", { className: "plain-list" }, ...items.map((i) => el("li", { text: actionText(i) }))),
+    );
   }
 
   function renderBrief(node, b) {
     const parts = [
       el("p", { className: "brief-headline", text: b.headline || DASH }),
       b.summary ? el("p", { text: b.summary }) : null,
-      b.confidence !== undefined && b.confidence !== null ? el("p", { className: "muted small", text: "confidence: " + b.confidence }) : null,
+      b.confidence !== undefined && b.confidence !== null
+        ? el("p", { className: "muted small", text: "confidence: " + b.confidence })
+        : null,
       briefList("Top risks", b.top_risks),
       briefList("Next 24 hours", b.actions_next_24h),
       briefList("Next 7 days", b.actions_next_7d),
@@ -1275,7 +1648,11 @@
   /* --- activity feed (audit log) */
 
   function mountActivity(body) {
-    const list = el("ul", { className: "activity plain-list" }, el("li", { className: "muted", text: "Loading…" }));
+    const list = el(
+      "ul",
+      { className: "activity plain-list" },
+      el("li", { className: "muted", text: "Loading…" }),
+    );
     const msg = el("span", { className: "form-msg" });
     body.append(list, msg);
 
@@ -1287,8 +1664,12 @@
           ...(items.length
             ? items.map((i) =>
                 el(
-                  "li", {},
-                  el("span", { className: "muted small nowrap", text: fmt.when(i.at || i.ts || i.created_at) }),
+                  "li",
+                  {},
+                  el("span", {
+                    className: "muted small nowrap",
+                    text: fmt.when(i.at || i.ts || i.created_at),
+                  }),
                   " ",
                   el("strong", { text: i.action || i.event || DASH }),
                   " ",
@@ -1319,10 +1700,18 @@
     );
     $("jobs-filter").addEventListener("change", () => setJobsFilter($("jobs-filter").value));
     $("jobs-refresh").addEventListener("click", (ev) =>
-      runAction(ev.currentTarget, () => loadJobs(), { busyLabel: "Refreshing…", msgNode: $("jobs-msg"), success: () => "Showing " + state.jobs.length + "." }),
+      runAction(ev.currentTarget, () => loadJobs(), {
+        busyLabel: "Refreshing…",
+        msgNode: $("jobs-msg"),
+        success: () => "Showing " + state.jobs.length + ".",
+      }),
     );
     $("jobs-more").addEventListener("click", (ev) =>
-      runAction(ev.currentTarget, () => loadJobs({ append: true }), { busyLabel: "Loading…", msgNode: $("jobs-msg"), success: () => "Showing " + state.jobs.length + (state.nextCursor ? " (more available)" : "") + "." }),
+      runAction(ev.currentTarget, () => loadJobs({ append: true }), {
+        busyLabel: "Loading…",
+        msgNode: $("jobs-msg"),
+        success: () => "Showing " + state.jobs.length + (state.nextCursor ? " (more available)" : "") + ".",
+      }),
     );
     $("submit-form").addEventListener("submit", onSubmitJob);
     $("job-dialog-close").addEventListener("click", () => $("job-dialog").close());
