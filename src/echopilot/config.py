@@ -94,12 +94,27 @@ class Settings(BaseSettings):
         description="Key for the API and dashboard (secret). Unset: one is generated into "
         "<home>/dashboard.key (mode 0600) and printed once.",
     )
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        validation_alias=_env("ECHOPILOT_API_WORKERS"),
+        description="Processes serving the HTTP API (each uses one core at most).",
+    )
     max_body_bytes: int = Field(
         default=2_000_000,
         ge=1024,
         le=100_000_000,
         validation_alias=_env("ECHOPILOT_MAX_BODY_BYTES"),
         description="Largest request body the API accepts; larger ones get 413.",
+    )
+    metrics_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        validation_alias=_env("ECHOPILOT_METRICS_CACHE_SECONDS"),
+        description="How long the API reuses a computed metrics summary (0: never); the "
+        "answer's as_of says when it was computed.",
     )
     ai_provider: ProviderName = Field(
         default="auto",

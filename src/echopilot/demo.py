@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from echopilot import audit
 from echopilot.clock import utcnow
 from echopilot.db.engine import write_session
+from echopilot.db.migrate import refresh_statistics
 from echopilot.db.models import Client, Job, JobAttempt, JobEvent, PriceRule
 from echopilot.jobs import costing, pricing
 from echopilot.runtime import Runtime
@@ -130,6 +131,8 @@ def seed(
             clients=len(clients), jobs=total_jobs, attempts=total_attempts, days=days
         )
         audit.record(session, actor=actor, action="demo.seed", details=result.as_dict())
+    with runtime.engine.connect() as conn:
+        refresh_statistics(conn)
     return result
 
 

@@ -66,14 +66,13 @@ def summary(session: Session, *, now: datetime | None = None, days: int = 7) -> 
             JobAttempt.started_at >= since
         )
     )
-    durations = list(
-        session.scalars(
-            select(Job.duration_ms).where(
-                Job.finished_at >= since,
-                Job.status.in_((Status.DONE, Status.NEEDS_REVIEW)),
-                Job.duration_ms.is_not(None),
-            )
-        )
+    p95 = _percentile_in_sql(
+        session,
+        Job.duration_ms,
+        95,
+        Job.finished_at >= since,
+        Job.status.in_((Status.DONE, Status.NEEDS_REVIEW)),
+        Job.duration_ms.is_not(None),
     )
     by_status = dict(
         (row[0], row[1])
@@ -92,10 +91,21 @@ def summary(session: Session, *, now: datetime | None = None, days: int = 7) -> 
         "failure_rate_7d_pct": (
             round(100 * int(dead or 0) / int(finished_count), 1) if finished_count else None
         ),
-        "p95_latency_ms_7d": percentile([int(d) for d in durations if d is not None], 95),
+        "p95_latency_ms_7d": p95,
         "jobs_by_status": {s.value: int(by_status.get(s.value, 0)) for s in Status},
         "as_of": now.isoformat(),
     }
+
+
+def _percentile_in_sql(session: Session, column: Any, q: float, *conditions: Any) -> int | None:
+    """Nearest-rank percentile of `column` over the rows matching `conditions`, sorted by
+    the database rather than in Python."""
+    count = session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
+    if not count:
+        return None
+    rank = max(0, math.ceil(q / 100 * count) - 1)
+    value = session.scalar(select(column).where(*conditions).order_by(column).offset(rank).limit(1))
+    return None if value is None else int(value)
 
 
 def _day(value: Any) -> str:

@@ -18,6 +18,7 @@ from echopilot.api.deps import require_key
 from echopilot.api.envelope import ERROR_RESPONSES, error_response
 from echopilot.api.middleware import EdgeMiddleware
 from echopilot.api.routes import (
+    activity,
     automations,
     dashboard,
     jobs,
@@ -38,6 +39,7 @@ API_ROUTERS: list[APIRouter] = [
     system.router,
     automations.router,
     retention.router,
+    activity.router,
 ]
 HTTP_CODES = {
     400: "bad_request",
@@ -78,6 +80,17 @@ def create_app(runtime: Runtime, dashboard_key: str) -> FastAPI:
     _install_error_handlers(app)
     app.add_middleware(EdgeMiddleware, max_body_bytes=runtime.settings.max_body_bytes)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for a server process started by uvicorn (`echopilot serve --workers N`):
+    settings from the environment, the key from DASHBOARD_KEY or the key file."""
+    from echopilot import keys
+    from echopilot.config import load_settings
+
+    settings = load_settings()
+    runtime = Runtime(settings, pool_size=20)
+    return create_app(runtime, keys.load_or_create(settings).value)
 
 
 def _request_id(request: Request) -> str | None:

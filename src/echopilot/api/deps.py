@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,17 +12,19 @@ from echopilot.api.auth import KeyGuard, presented_key
 from echopilot.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+# Async (they do no I/O): sync dependencies would each cost a hop to the thread pool.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with get_runtime(request).sessions() as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    runtime: Runtime = request.app.state.runtime
+    with runtime.sessions() as session:  # connects lazily, in the route's thread
         yield session
 
 
-def require_key(request: Request) -> None:
+async def require_key(request: Request) -> None:
     guard: KeyGuard = request.app.state.key_guard
     client = request.client.host if request.client else "unknown"
     guard.check(client, presented_key(request))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -30,6 +30,10 @@ def serve(
     port: Annotated[
         int | None, typer.Option("--port", min=1, max=65535, help="Port (ECHOPILOT_PORT).")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, max=64, help="Server processes (ECHOPILOT_API_WORKERS)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No banner (used by `up`).")] = False,
 ) -> None:
     """Serve the HTTP API and the dashboard."""
@@ -43,12 +47,18 @@ def serve(
         bind_host, bind_port = host or settings.host, port or settings.port
         if not quiet:
             banner(settings, key, bind_host, bind_port)
-        app = create_app(rt, key.value)
-        uvicorn.run(
-            app,
-            host=bind_host,
-            port=bind_port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
+        processes = workers or settings.api_workers
+        options: dict[str, Any] = {
+            "host": bind_host,
+            "port": bind_port,
+            "log_config": None,
+            "access_log": False,
+            "timeout_graceful_shutdown": 5,
+        }
+        if processes == 1:
+            uvicorn.run(create_app(rt, key.value), **options)
+        else:
+            # Several processes need an app factory each can import.
+            uvicorn.run(
+                "echopilot.api.app:app_from_environment", factory=True, workers=processes, **options
+            )

@@ -50,7 +50,14 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
             conn.commit()
+            refresh_statistics(conn)
     return before, head
+
+
+def refresh_statistics(conn: Connection) -> None:
+    """Let the query planner see the data (SQLite picks poor indexes without statistics)."""
+    conn.exec_driver_sql("ANALYZE")
+    conn.commit()
 
 
 @contextmanager

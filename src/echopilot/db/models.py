@@ -106,7 +106,14 @@ class Job(Base):
         Index("ix_jobs_status_retry", "status", "retry_at"),
         Index("ix_jobs_status_lease", "status", "lease_until"),
         Index("ix_jobs_created", "created_at"),
-        Index("ix_jobs_finished", "finished_at"),
+        Index(
+            "ix_jobs_finished_cover",
+            "finished_at",
+            "status",
+            "price_cents",
+            "qa_score",
+            "duration_ms",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -157,7 +164,10 @@ class Job(Base):
 
 class JobAttempt(Base):
     __tablename__ = "job_attempts"
-    __table_args__ = (UniqueConstraint("job_id", "n"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "n"),
+        Index("ix_job_attempts_started_cost", "started_at", "cost_micros"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)

@@ -30,7 +30,7 @@ def dashboard(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "dashboard.html", {"version": __version__})
 
 
-@router.get("/static/vendor/plotly.min.js")
+@router.api_route("/static/vendor/plotly.min.js", methods=["GET", "HEAD"])
 def plotly_js() -> FileResponse:
     return FileResponse(
         PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}

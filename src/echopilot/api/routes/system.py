@@ -20,6 +20,7 @@ router = APIRouter(tags=["system"])
 # Features later releases add; the dashboard says "not available yet" for those off here.
 FEATURES = {
     "scheduler": True,
+    "activity": True,
     "self_heal": False,
     "alerts": False,
     "finance": False,
