@@ -65,6 +65,7 @@ class Scheduler:
         self.instance_id = f"{store.HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._handled: dict[str, datetime] = {}
         self._born: datetime | None = None
+        self._paused = False
         self._pool = ThreadPoolExecutor(
             max_workers=runtime.settings.scheduler_max_parallel, thread_name_prefix="run"
         )
@@ -157,7 +158,8 @@ class Scheduler:
         """One round: upkeep, then every task whose latest slot is new; return the tasks
         started."""
         self._housekeeping(now)
-        if store.is_paused(self.runtime.sessions):
+        self._paused = store.is_paused(self.runtime.sessions)
+        if self._paused:
             return []
         started = []
         for name, entry in self.table.items():
@@ -218,17 +220,19 @@ class Scheduler:
                 f"debounce: last run started {previous.started_at.isoformat()}",
             )
             return False
+        # The claim's own time, not the tick's: a slow tick must not hide lateness.
+        claimed_at = max(now, self.clock())
         claimed = store.claim(
             self.runtime.sessions,
             task=name,
             slot=slot,
             trigger=trigger,
             scheduler_id=self.instance_id,
-            now=now,
+            now=claimed_at,
         )
         if claimed is None:
             return False  # another scheduler has this slot
-        self._launch(entry, claimed, now)
+        self._launch(entry, claimed, claimed_at)
         return True
 
     def _skip(self, task: str, slot: datetime, now: datetime, trigger: str, reason: str) -> None:
@@ -364,6 +368,11 @@ class Scheduler:
         return {name: entry.task.timeout for name, entry in self.table.items()}
 
     def _seconds_to_next_slot(self, now: datetime) -> float:
+        """Until the next slot, at most a second; none when a slot came during the tick."""
+        for name, entry in () if self._paused else self.table.items():
+            latest = entry.schedule.latest(now)
+            if latest is not None and self._handled.get(name, latest) != latest:
+                return 0.0
         upcoming = [entry.schedule.following(now) for entry in self.table.values()]
         due = [slot for slot in upcoming if slot is not None]
         if not due:
