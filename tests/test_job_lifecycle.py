@@ -326,3 +326,31 @@ def test_the_offline_provider_needs_no_key_and_says_so(offline: Runtime) -> None
     }
     with read_session(offline.sessions) as session:
         assert "offline heuristic" in (session.get(Job, job_id).qa_note or "")  # type: ignore[union-attr]
+
+
+def test_an_answer_cut_off_at_the_output_limit_goes_to_review_unbilled(
+    openai_rt: Callable[..., Runtime], model_server: FakeModelServer
+) -> None:
+    rt = openai_rt()
+    model_server.on("task", Reply.ok("The first half of a long transcr", finish="length"))
+    job_id = submit(rt)
+    assert pipeline.process(rt, job_id) == "needs_review"
+    job = show(rt, job_id)
+    assert "cut off at the output limit" in str(job["qa_note"])
+    assert job["payment_status"] == "na"
+    assert model_server.count("qa") == 0  # no judge is paid to score a fragment
+    assert model_server.requests[0].body["max_tokens"] == rt.settings.max_output_tokens
+
+
+def test_a_failing_escalation_keeps_the_primary_answer(
+    openai_rt: Callable[..., Runtime], model_server: FakeModelServer
+) -> None:
+    rt = openai_rt(escalation_model="no-such-model")
+    model_server.on("task", Reply.ok("primary answer"), Reply.error(404, "model not found"))
+    model_server.on("qa", Reply.score(20, 20, 15, 15))
+    job_id = submit(rt)
+    assert pipeline.process(rt, job_id) == "needs_review"
+    job = show(rt, job_id)
+    assert job["result"] == "primary answer"
+    assert job["answer_path"] == "primary"
+    assert "escalation failed" in str(job["qa_note"]) and "model not found" in str(job["qa_note"])

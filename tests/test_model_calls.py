@@ -87,3 +87,16 @@ def test_an_unreachable_server_is_a_transient_error() -> None:
     with pytest.raises(AIError) as caught:
         p.complete(REQUEST)
     assert not caught.value.permanent
+
+
+@pytest.mark.parametrize(
+    ("header", "at_least", "at_most"),
+    [("2", 1.9, 3.0), ("Wed, 21 Oct 2015 07:28:00 -0000", 0.0, 0.5), ("nan", 0.0, 0.5)],
+)
+def test_odd_retry_after_values_never_crash_the_retry(
+    model_server: FakeModelServer, header: str, at_least: float, at_most: float
+) -> None:
+    model_server.on("task", Reply.error(429, headers={"Retry-After": header}), Reply.ok("ok"))
+    assert call(model_server).text == "ok"
+    first, second = model_server.requests
+    assert at_least <= second.at - first.at <= at_most

@@ -34,6 +34,7 @@ DEFAULT_RETENTION_PATTERNS = (
 
 # The secret settings: shown masked by `config show`, never logged.
 SECRET_FIELDS = frozenset({"openai_api_key", "dashboard_key"})
+URL_FIELDS = frozenset({"database_url", "queue_url", "heartbeat_url", "openai_base_url"})
 
 
 def _env(name: str) -> Any:
@@ -149,6 +150,14 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=_env("ECHOPILOT_ESCALATION_MODEL"),
         description="When set, a task whose answer fails QA runs once more on this model.",
+    )
+    max_output_tokens: int = Field(
+        default=4096,
+        ge=16,
+        le=200_000,
+        validation_alias=_env("ECHOPILOT_MAX_OUTPUT_TOKENS"),
+        description="Longest answer a task may produce, in tokens; a cut-off answer goes to "
+        "review, never billed as done.",
     )
     qa_threshold: int = Field(
         default=80,
@@ -288,7 +297,7 @@ class Settings(BaseSettings):
         "stopped and marked abandoned.",
     )
     scheduler_stale_seconds: float = Field(
-        default=20.0,
+        default=60.0,
         ge=1,
         le=3600,
         validation_alias=_env("ECHOPILOT_SCHEDULER_STALE_SECONDS"),
@@ -451,7 +460,9 @@ def _describe_error(error: Any) -> str:
     message = str(error.get("msg", "invalid value"))
     message = message.removeprefix("Value error, ")
     value = error.get("input")
-    shown = "" if field in SECRET_FIELDS or isinstance(value, dict) else f" (got {value!r})"
+    # URLs may carry passwords; secrets are never echoed.
+    hidden = SECRET_FIELDS | URL_FIELDS
+    shown = "" if field in hidden or isinstance(value, dict) else f" (got {value!r})"
     return f"{name}: {message}{shown}"
 
 
@@ -489,10 +500,18 @@ def masked(settings: Settings) -> dict[str, Any]:
         value = getattr(settings, field)
         if field in SECRET_FIELDS:
             value = mask_secret(value.get_secret_value() if value else None)
+        elif field == "heartbeat_url" and value:
+            value = _hide_url_path(value)
         elif isinstance(value, Path):
             value = str(value)
         shown[env_name(field)] = value
     return shown
+
+
+def _hide_url_path(url: str) -> str:
+    """A monitor URL's path is its credential (a check's UUID): show only the host."""
+    scheme, _, rest = url.partition("//")
+    return f"{scheme}//{rest.split('/', 1)[0]}/****"
 
 
 def mask_secret(secret: str | None) -> str | None:

@@ -30,8 +30,11 @@ class Reply:
     delay: float = 0.0
 
     @classmethod
-    def ok(cls, text: str, tokens_in: int = 100, tokens_out: int = 50, **kw: Any) -> Reply:
-        return cls(body={"__text__": text, "__usage__": (tokens_in, tokens_out)}, **kw)
+    def ok(
+        cls, text: str, tokens_in: int = 100, tokens_out: int = 50, finish: str = "stop", **kw: Any
+    ) -> Reply:
+        body = {"__text__": text, "__usage__": (tokens_in, tokens_out), "__finish__": finish}
+        return cls(body=body, **kw)
 
     @classmethod
     def score(cls, clarity: float, accuracy: float, completeness: float, tone: float) -> Reply:
@@ -132,7 +135,7 @@ class FakeModelServer:
                 "choices": [
                     {
                         "index": 0,
-                        "finish_reason": "stop",
+                        "finish_reason": payload.get("__finish__", "stop"),
                         "message": {"role": "assistant", "content": payload["__text__"]},
                     }
                 ],

@@ -15,6 +15,8 @@ class Completion:
     latency_ms: int
     # False when the server reported no token usage (then cost cannot be computed).
     usage_reported: bool = True
+    # True when the model stopped at the output limit rather than at the answer's end.
+    truncated: bool = False
 
 
 class AIError(Exception):

@@ -5,6 +5,7 @@ OpenAI, Azure OpenAI, Ollama, vLLM and llama.cpp servers all speak this API.
 
 from __future__ import annotations
 
+import math
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import openai
 
 from echopilot.ai.base import AIError, Completion, ModelRequest
-from echopilot.clock import utcnow
+from echopilot.clock import ensure_utc, utcnow
 
 # Status codes that a later try may get past; every other 4xx is the request's own fault.
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
@@ -52,7 +53,8 @@ class OpenAIProvider:
         latency_ms = int((time.monotonic() - started) * 1000)
         if not response.choices:
             raise AIError("model answered with no choices", permanent=False)
-        text = response.choices[0].message.content or ""
+        choice = response.choices[0]
+        text = choice.message.content or ""
         usage = response.usage
         return Completion(
             text=text,
@@ -61,6 +63,7 @@ class OpenAIProvider:
             tokens_out=usage.completion_tokens if usage else 0,
             latency_ms=latency_ms,
             usage_reported=usage is not None,
+            truncated=choice.finish_reason == "length",
         )
 
 
@@ -89,11 +92,11 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max((when - utcnow()).total_seconds(), 0.0)
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = (ensure_utc(when) - utcnow()).total_seconds()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None

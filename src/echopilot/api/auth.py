@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import threading
 import time
@@ -38,7 +39,7 @@ class KeyGuard:
     answered 429 for LOCKOUT_SECONDS, whatever key it then presents."""
 
     def __init__(self, key: str) -> None:
-        self._key = key.encode()
+        self._digest = hashlib.sha256(key.encode()).digest()
         self._failures: dict[str, deque[float]] = defaultdict(deque)
         self._locked_until: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -55,8 +56,12 @@ class KeyGuard:
                         retry_after=int(until - now) + 1,
                     )
                 del self._locked_until[client]
-        # Compare in constant time, whatever the presented key's length.
-        if presented is not None and hmac.compare_digest(presented.encode(), self._key):
+        # Compare digests in constant time: equal lengths, so not even the key's length leaks.
+        if presented is not None and hmac.compare_digest(
+            hashlib.sha256(presented.encode()).digest(), self._digest
+        ):
+            with self._lock:
+                self._failures.pop(client, None)
             return
         with self._lock:
             failures = self._failures[client]
@@ -67,7 +72,10 @@ class KeyGuard:
                 self._locked_until[client] = now + LOCKOUT_SECONDS
                 failures.clear()
             if len(self._failures) > 10_000:  # many clients: forget the quiet ones
-                for other in [c for c, f in self._failures.items() if not f]:
+                quiet = [
+                    c for c, f in self._failures.items() if not f or f[-1] < now - WINDOW_SECONDS
+                ]
+                for other in quiet:
                     del self._failures[other]
         message = "missing dashboard key" if presented is None else "wrong dashboard key"
         raise AuthError(401, f"{message}: send it as X-Dash-Key or Authorization: Bearer")

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from echopilot.cli.common import JsonOption, console, output, runtime
 from echopilot.db.engine import read_session
@@ -145,7 +146,7 @@ def _print_job(job: dict[str, Any]) -> None:
             value = f"unknown (no price for {', '.join(job['unpriced_models'])})"
         if key == "provider" and value == "offline":
             value = "offline (no model: deterministic text, heuristic QA)"
-        table.add_row(key, "" if value is None else str(value))
+        table.add_row(key, Text("" if value is None else str(value)))
     console.print(table)
     attempts = job.get("attempt_log") or []
     if attempts:
@@ -155,7 +156,7 @@ def _print_job(job: dict[str, Any]) -> None:
         for a in attempts:
             log.add_row(
                 *(
-                    "" if a[c] is None else str(a[c])
+                    Text("" if a[c] is None else str(a[c]))
                     for c in (
                         "n",
                         "status",
@@ -180,7 +181,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         table.add_row(
             str(r["id"]),
-            r["name"],
+            Text(r["name"]),  # user text: never read as Rich markup
             r["task_type"],
             r["status"],
             str(r["attempts"]),

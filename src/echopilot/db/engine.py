@@ -35,6 +35,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         url,
         # Day boundaries in SQL (date(), casts) are UTC days whatever the server's zone.
         connect_args={"options": "-c timezone=UTC"},
+        hide_parameters=True,  # errors must not carry job inputs into logs
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
@@ -47,6 +48,7 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
+        hide_parameters=True,  # errors must not carry job inputs into logs
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         pool_size=pool_size,
         max_overflow=pool_size,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from echopilot import audit
@@ -175,10 +176,14 @@ def cancel(runtime: Runtime, job_id: int, *, actor: str, now: datetime | None = 
 def _client_for(session: Session, email: str, now: datetime) -> Client:
     email = email.strip().lower()
     client = session.scalars(select(Client).where(Client.email == email)).one_or_none()
-    if client is None:
-        client = Client(name=email.split("@", 1)[0], email=email, created_at=now)
-        session.add(client)
-        session.flush()
+    if client is not None:
+        return client
+    try:
+        with session.begin_nested():  # a concurrent submit may create the same client
+            client = Client(name=email.split("@", 1)[0], email=email, created_at=now)
+            session.add(client)
+    except IntegrityError:
+        client = session.scalars(select(Client).where(Client.email == email)).one()
     return client
 
 

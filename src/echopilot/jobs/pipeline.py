@@ -13,7 +13,7 @@ import logging
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -40,7 +40,6 @@ from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-TASK_MAX_TOKENS = 2048
 QA_MAX_TOKENS = 300
 QA_TRIES = 2  # a reply that is not a valid score is asked for once more
 # Retry messages may be delivered a moment early by a queue on another clock.
@@ -124,6 +123,7 @@ class Answer:
     verdict: QAResult | None
     qa_problem: str | None  # why there is no verdict
     path: str  # primary | escalation
+    escalation_error: str | None = None
 
 
 def process(runtime: Runtime, job_id: int, *, leases: Leases | None = None) -> str | None:
@@ -225,12 +225,15 @@ class _Attempt:
         if self._unsaved:
             with write_session(self.runtime.sessions) as session:
                 self.save_spend(session)
+            self.spend_saved()
         request = ModelRequest(
             purpose="qa" if purpose == "qa" else "task",
             model=model,
             system=system,
             prompt=prompt,
-            max_tokens=QA_MAX_TOKENS if purpose == "qa" else TASK_MAX_TOKENS,
+            max_tokens=QA_MAX_TOKENS
+            if purpose == "qa"
+            else self.runtime.settings.max_output_tokens,
             task_type=self.claim.task_type,
             input_text=self.claim.input_text,
             **extra,
@@ -277,7 +280,6 @@ class _Attempt:
         cost = sum(e["cost_micros"] or 0 for e, _ in self._unsaved)
         unpriced = {e["model"] for e, _ in self._unsaved if e["cost_micros"] is None}
         model = self._unsaved[-1][1].model
-        self._unsaved = []
         spend = {"tin": tokens_in, "tout": tokens_out, "cost": cost}
         conn = session.connection()
         conn.execute(
@@ -290,6 +292,10 @@ class _Attempt:
             assert job is not None
             job.unpriced_models = sorted(set(job.unpriced_models) | unpriced)
 
+    def spend_saved(self) -> None:
+        """Call once the transaction that saved the spend has committed."""
+        self._unsaved = []
+
 
 def _run(runtime: Runtime, claim: Claim) -> str | None:
     attempt = _Attempt(runtime, claim)
@@ -297,9 +303,14 @@ def _run(runtime: Runtime, claim: Claim) -> str | None:
     try:
         best = _answer(attempt, task_model, qa_model, "primary")
         if not _passes(best, claim.threshold) and escalation_model:
-            second = _answer(attempt, escalation_model, qa_model, "escalation")
-            if _better(second, best):
-                best = second
+            try:
+                second = _answer(attempt, escalation_model, qa_model, "escalation")
+            except AIError as error:
+                # The primary answer stands; the escalation's failure is noted on the job.
+                best = replace(best, escalation_error=str(error))
+            else:
+                if _better(second, best):
+                    best = second
         return _finish(attempt, best)
     except AIError as error:
         return _fail(attempt, str(error), error.kind, permanent=error.permanent)
@@ -315,6 +326,14 @@ def _answer(attempt: _Attempt, model: str, qa_model: str, path: str) -> Answer:
         "task" if path == "primary" else "escalation", model, prompt, system=claim.instructions
     )
     problem = "the model returned an empty answer"
+    if completion.truncated:
+        # A cut-off answer is never billed as finished work, however well it scores.
+        return Answer(
+            completion,
+            None,
+            "the answer was cut off at the output limit (ECHOPILOT_MAX_OUTPUT_TOKENS)",
+            path,
+        )
     if completion.text.strip():
         for _ in range(QA_TRIES):
             reply = attempt.call(
@@ -353,6 +372,8 @@ def _finish(attempt: _Attempt, answer: Answer) -> str | None:
         reason = f"QA {verdict.score} below threshold {claim.threshold}"
     else:
         reason = answer.qa_problem or "no QA verdict"
+    if answer.escalation_error:
+        reason += f"; escalation failed: {answer.escalation_error}"
     tokens = answer.completion.tokens_in + answer.completion.tokens_out
     rule = claim.rule
     price = pricing.price_cents(
@@ -395,6 +416,7 @@ def _finish(attempt: _Attempt, answer: Answer) -> str | None:
         _close_attempt(
             session, claim, "ok" if passed else "needs_review", now, discarded=job is None
         )
+    attempt.spend_saved()
     return target.value if job is not None else None
 
 
@@ -432,6 +454,7 @@ def _fail(attempt: _Attempt, message: str, kind: str, *, permanent: bool) -> str
         _close_attempt(
             session, claim, "failed", now, discarded=job is None, error=message, error_kind=kind
         )
+    attempt.spend_saved()
     if job is not None and retry_at is not None:
         try:
             runtime.queue.enqueue(claim.job_id, priority=claim.priority, eta=retry_at)

@@ -32,7 +32,8 @@ class Status(StrEnum):
 
 S = Status
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    S.QUEUED: frozenset({S.PROCESSING, S.CANCELLED}),
+    # queued -> dead: a job with no attempts left (its allowance was used up elsewhere).
+    S.QUEUED: frozenset({S.PROCESSING, S.CANCELLED, S.DEAD}),
     # processing -> queued: handed back at shutdown, or its lease expired.
     S.PROCESSING: frozenset({S.DONE, S.NEEDS_REVIEW, S.FAILED, S.DEAD, S.QUEUED, S.CANCELLED}),
     S.FAILED: frozenset({S.PROCESSING, S.QUEUED, S.DEAD, S.CANCELLED}),

@@ -192,8 +192,11 @@ def run_worker(runtime: Runtime, *, concurrency: int | None = None, burst: bool 
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         for token, job_id in keeper.held().items():
-            if hand_back(runtime, token, job_id):
-                log.warning("job %s handed back to the queue at shutdown", job_id)
+            try:
+                if hand_back(runtime, token, job_id):
+                    log.warning("job %s handed back to the queue at shutdown", job_id)
+            except Exception:  # its lease will expire and the sweep will recover it
+                log.exception("could not hand back job %s", job_id)
         keeper.stop()
         set_executor(None)
     log.info("worker %s stopped", runtime.identity)

@@ -29,6 +29,7 @@ from typing import Any
 from echopilot import ndjson
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session
+from echopilot.errors import ConflictError
 from echopilot.runtime import Runtime
 from echopilot.scheduler import store
 from echopilot.scheduler.executor import Outcome, Runner
@@ -98,9 +99,11 @@ class Scheduler:
             pid=os.getpid(),
             tasks={n: e.schedule.text for n, e in self.table.items()},
         )
+        # Catch up missed slots first: a start-up run after them is then debounced rather
+        # than flagged as drifting by the catch-up.
+        self.tick(now)
         if not store.is_paused(self.runtime.sessions):
             self._startup_runs(now)
-        self.tick(now)  # catches up missed slots at once
 
     def run_forever(self) -> None:
         """Loop until stop() is called; the caller handles signals."""
@@ -158,7 +161,11 @@ class Scheduler:
         """One round: upkeep, then every task whose latest slot is new; return the tasks
         started."""
         self._housekeeping(now)
-        self._paused = store.is_paused(self.runtime.sessions)
+        try:
+            self._paused = store.is_paused(self.runtime.sessions)
+        except Exception:
+            log.exception("cannot read the pause switch; trying again")
+            return []
         if self._paused:
             return []
         started = []
@@ -166,9 +173,13 @@ class Scheduler:
             slot = entry.schedule.latest(now)
             if slot is None or self._handled.get(name) == slot:
                 continue
+            try:
+                if self._consider(entry, slot, now):
+                    started.append(name)
+            except Exception:  # a database hiccup must not kill the daemon
+                log.exception("deciding %s's slot %s failed; trying again", name, slot)
+                continue  # not marked handled: the next tick tries the slot again
             self._handled[name] = slot
-            if self._consider(entry, slot, now):
-                started.append(name)
         return started
 
     def _consider(self, entry: Entry, slot: datetime, now: datetime) -> bool:
@@ -263,8 +274,18 @@ class Scheduler:
     # -- execution --------------------------------------------------------------------
 
     def run_manual(self, entry: Entry, now: datetime | None = None) -> store.Claimed:
-        """Run `entry` now, outside its schedule, and wait for it."""
+        """Run `entry` now, outside its schedule, and wait for it (up to its timeout).
+
+        Raises ConflictError while a run of the task is in progress: runs never overlap.
+        """
         now = now or self.clock()
+        with read_session(self.runtime.sessions) as session:
+            running = store.running_run(session, entry.name)
+        if running is not None:
+            raise ConflictError(
+                f"{entry.name} is running (run {running.id}, started "
+                f"{running.started_at.isoformat()}); try again when it has finished"
+            )
         claimed = store.claim(
             self.runtime.sessions,
             task=entry.name,
@@ -360,7 +381,8 @@ class Scheduler:
             if self.pinger is not None and now >= self._next_ping:
                 self._next_ping = now + PING_EVERY
                 failed, self._failed_since_ping = self._failed_since_ping, False
-                self.pinger(failed)
+                # In its own thread: a slow monitor must not delay slots or heartbeats.
+                threading.Thread(target=self.pinger, args=(failed,), daemon=True).start()
         except Exception:
             log.exception("scheduler upkeep failed; trying again")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -69,14 +70,18 @@ def automations_run(task: str, runtime: RuntimeDep, request: Request) -> dict[st
         return ok(run_dict(run))
 
 
-def _manual_runner(request: Request, runtime: Runtime) -> Scheduler:
-    scheduler: Scheduler | None = getattr(request.app.state, "manual_scheduler", None)
-    if scheduler is None:
-        from echopilot.scheduler.executor import ProcessRunner
+_manual_lock = threading.Lock()
 
-        scheduler = Scheduler(runtime, build(runtime.settings), ProcessRunner(runtime.settings))
-        request.app.state.manual_scheduler = scheduler
-    return scheduler
+
+def _manual_runner(request: Request, runtime: Runtime) -> Scheduler:
+    with _manual_lock:
+        scheduler: Scheduler | None = getattr(request.app.state, "manual_scheduler", None)
+        if scheduler is None:
+            from echopilot.scheduler.executor import ProcessRunner
+
+            scheduler = Scheduler(runtime, build(runtime.settings), ProcessRunner(runtime.settings))
+            request.app.state.manual_scheduler = scheduler
+        return scheduler
 
 
 def run_dict(run: ScheduleRun) -> dict[str, Any]:
