@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from echopilot import ndjson
+from echopilot import audit, ndjson
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import SchedulerInstance, ScheduleRun, WorkerHeartbeat
@@ -106,6 +106,20 @@ def run(
         now=now,
         **{k: v for k, v in result.as_dict().items() if k != "patterns"},
     )
+    return result
+
+
+def run_by(runtime: Runtime, *, actor: str, dry_run: bool) -> dict[str, Any]:
+    """Retention asked for by a person (CLI or API): run it and audit what it deleted."""
+    result = run(runtime, dry_run=dry_run).as_dict()
+    if not dry_run:
+        with write_session(runtime.sessions) as session:
+            audit.record(
+                session,
+                actor=actor,
+                action="retention.run",
+                details={k: result[k] for k in ("deleted", "bytes_freed", "errors")},
+            )
     return result
 
 

@@ -7,6 +7,16 @@ from echopilot.ai.offline import OfflineProvider
 from echopilot.ai.retry import RetryPolicy
 from echopilot.config import Settings
 
+PROVIDER_LABELS = {
+    "offline": "offline (no model: deterministic text, heuristic QA)",
+    "openai": "openai-compatible API",
+}
+
+
+def provider_label(name: str | None) -> str | None:
+    """How a provider is shown to people: "offline" always says it is not a model."""
+    return PROVIDER_LABELS.get(name, name) if name else name
+
 
 def build_provider(settings: Settings) -> Provider:
     if settings.provider_name == "offline":

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from echopilot.ai.registry import provider_label
 from echopilot.cli.common import JsonOption, console, output, runtime
 from echopilot.db.engine import read_session
 from echopilot.errors import InputError
@@ -144,8 +145,8 @@ def _print_job(job: dict[str, Any]) -> None:
         value = job.get(key)
         if key == "cost_usd" and value is None and job.get("unpriced_models"):
             value = f"unknown (no price for {', '.join(job['unpriced_models'])})"
-        if key == "provider" and value == "offline":
-            value = "offline (no model: deterministic text, heuristic QA)"
+        if key == "provider":
+            value = provider_label(value)
         table.add_row(key, Text("" if value is None else str(value)))
     console.print(table)
     attempts = job.get("attempt_log") or []

@@ -10,6 +10,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from echopilot import __version__
+from echopilot.ai.registry import provider_label
 from echopilot.cli import demo, jobs, scheduler, serve, up
 from echopilot.cli.common import (
     EXIT_FAILED,
@@ -96,9 +97,7 @@ def config_show(
             data[name] = _safe_url(data[name])
     if brief:
         eff = data["effective"]
-        provider = eff["provider"]
-        if provider == "offline":
-            provider = "offline (no model configured: deterministic text, heuristic QA)"
+        provider = provider_label(eff["provider"])
         console.print(
             f"AI provider: {provider}\ndatabase:    {eff['database']}\nqueue:       {eff['queue']}",
             highlight=False,

@@ -123,15 +123,7 @@ def retention_command(
 ) -> None:
     """Keep the newest report files per pattern and prune old operational rows."""
     with runtime() as rt:
-        result = retention.run(rt, dry_run=dry_run).as_dict()
-        if not dry_run:
-            with write_session(rt.sessions) as session:
-                audit.record(
-                    session,
-                    actor="cli",
-                    action="retention.run",
-                    details={k: result[k] for k in ("deleted", "bytes_freed", "errors")},
-                )
+        result = retention.run_by(rt, actor="cli", dry_run=dry_run)
     output(result, as_json, _print_retention)
     if result["errors"]:
         raise typer.Exit(EXIT_FAILED)

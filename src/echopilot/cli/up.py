@@ -7,6 +7,7 @@ import os
 import typer
 
 from echopilot import keys
+from echopilot.ai.registry import provider_label
 from echopilot.cli.common import runtime
 from echopilot.cli.serve import banner
 
@@ -19,12 +20,9 @@ def up() -> None:
         settings = rt.settings
         key = keys.load_or_create(settings)  # before the API child, so it is printed here
         banner(settings, key, settings.host, settings.port)
-        provider: str = settings.provider_name
-        if provider == "offline":
-            provider += " (no model configured: deterministic text, heuristic QA)"
         typer.echo(f"Database: {rt.engine.url.render_as_string(hide_password=True)}")
         typer.echo(f"Queue: {settings.resolved_queue_url.split('@')[-1]}")
-        typer.echo(f"AI provider: {provider}")
+        typer.echo(f"AI provider: {provider_label(settings.provider_name)}")
         typer.echo("Ctrl-C stops everything.")
         code = Supervisor(children(dict(os.environ))).run()
     raise typer.Exit(code)

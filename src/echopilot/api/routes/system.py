@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import select, text
 
 from echopilot import __version__
+from echopilot.ai.registry import provider_label
 from echopilot.api.deps import RuntimeDep, SessionDep
 from echopilot.api.envelope import Envelope, ok
 from echopilot.api.schemas import Health, SystemStatus
@@ -29,10 +30,6 @@ FEATURES = {
     "reports": False,
     "briefs": False,
     "payments": False,
-}
-PROVIDER_LABELS = {
-    "offline": "offline (no model: deterministic text, heuristic QA)",
-    "openai": "openai-compatible API",
 }
 
 
@@ -73,7 +70,7 @@ def system(runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     return ok(
         {
             "provider": settings.provider_name,
-            "provider_label": PROVIDER_LABELS[settings.provider_name],
+            "provider_label": provider_label(settings.provider_name),
             "models": {
                 "task": None if offline else settings.model,
                 "qa": None if offline else settings.qa_model,
