@@ -188,5 +188,4 @@ def daily(session: Session, *, days: int = 30, now: datetime | None = None) -> d
 
 
 def _is_pg(session: Session) -> bool:
-    bind = session.get_bind()
-    return bind.dialect.name == "postgresql"
+    return session.get_bind().dialect.name == "postgresql"

@@ -10,13 +10,12 @@ briefs and the audit log are never deleted here.
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from echopilot import audit, ndjson
 from echopilot.clock import utcnow
@@ -84,7 +83,6 @@ def run(
     *,
     dry_run: bool,
     now: datetime | None = None,
-    cancelled: threading.Event | None = None,
 ) -> RetentionResult:
     now = now or utcnow()
     settings = runtime.settings
@@ -92,8 +90,6 @@ def run(
     result = RetentionResult(dry_run=dry_run, keep=settings.retention_keep)
     reports = settings.home / "reports"
     for pattern in settings.retention_pattern_list:
-        if cancelled is not None and cancelled.is_set():
-            break
         result.patterns.append(
             _prune_files(reports, pattern, settings.retention_keep, dry_run, log, now)
         )
@@ -176,13 +172,13 @@ def _prune_rows(
     for table, key, conditions in targets:
         total = 0
         while True:
+            if dry_run:
+                with read_session(runtime.sessions) as session:
+                    total = session.scalar(select(func.count(key)).where(*conditions)) or 0
+                break
             with read_session(runtime.sessions) as session:
                 ids = list(session.scalars(select(key).where(*conditions).limit(ROW_BATCH)))
             if not ids:
-                break
-            if dry_run:
-                with read_session(runtime.sessions) as session:
-                    total = len(list(session.scalars(select(key).where(*conditions))))
                 break
             with write_session(runtime.sessions) as session:
                 session.execute(delete(key.class_).where(key.in_(ids)))

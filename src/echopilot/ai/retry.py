@@ -1,4 +1,5 @@
-"""Retries of transient model errors: exponential backoff with full jitter, Retry-After wins."""
+"""Retries of transient model errors: exponential backoff with jitter; Retry-After wins
+(up to ECHOPILOT_AI_RETRY_MAX_SECONDS)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class RetryPolicy:
         if error.retry_after is not None:
             return min(max(error.retry_after, 0.0), self.max_seconds)
         ceiling = min(self.base_seconds * 2 ** (retry_number - 1), self.max_seconds)
-        # Full jitter keeps many workers that failed together from retrying together.
+        # Jitter (half to all of the delay) keeps workers that failed together from
+        # retrying together.
         return random.uniform(ceiling / 2, ceiling)
 
 

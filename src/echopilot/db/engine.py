@@ -98,7 +98,3 @@ def write_session(factory: sessionmaker[Session]) -> Iterator[Session]:
 def read_session(factory: sessionmaker[Session]) -> Iterator[Session]:
     with factory() as session:
         yield session
-
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"

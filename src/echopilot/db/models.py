@@ -172,7 +172,7 @@ class JobAttempt(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     n: Mapped[int] = mapped_column(Integer)
-    # running | ok | needs_review | failed | lost | handed_back | cancelled
+    # running | ok | needs_review | failed | lost | handed_back | discarded
     status: Mapped[str] = mapped_column(String(20), default="running")
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -15,7 +15,7 @@ def _recovery_sweep(ctx: TaskContext) -> dict[str, Any]:
 
 
 def _retention(ctx: TaskContext) -> dict[str, Any]:
-    return retention.run(ctx.runtime, now=ctx.now, dry_run=False, cancelled=ctx.cancelled).as_dict()
+    return retention.run(ctx.runtime, now=ctx.now, dry_run=False).as_dict()
 
 
 register(

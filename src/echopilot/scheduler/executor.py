@@ -29,7 +29,7 @@ KILL_GRACE_SECONDS = 3.0
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # ok | failed
+    status: str  # ok | failed (| abandoned, set by the daemon at shutdown)
     summary: dict[str, Any] | None = None
     error: str | None = None
 

@@ -7,9 +7,8 @@ their tasks here when they land; a task is never registered before its feature e
 from __future__ import annotations
 
 import importlib
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,8 +24,6 @@ class TaskContext:
     slot: datetime
     now: datetime
     trigger: str
-    # Set when the run must stop (timeout or shutdown); long tasks check it between steps.
-    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """/metrics in the Prometheus text format, computed from the database at scrape time.
 
-Counters are sums over rows that are never deleted (attempts, done jobs), so they only
-grow, as Prometheus expects.
+Counters are sums over rows that retention never deletes (attempts, done jobs), so they
+only grow, as Prometheus expects; `demo reset` removing demo rows reads as a counter reset.
 """
 
 from __future__ import annotations
