@@ -81,6 +81,7 @@ def test_it_pings_every_minute_and_reports_a_failed_run(
         clock["now"] = now + timedelta(seconds=122)
         sched.tick(clock["now"])  # pings (nothing failed since the last one), then 09:02 fails
         sched.wait_idle()
+        wait_for(lambda: len(monitor.paths) == 3, timeout=10)  # pings travel on threads
         clock["now"] = now + timedelta(seconds=183)
         sched.tick(clock["now"])
         wait_for(lambda: len(monitor.paths) == 4, timeout=10)
