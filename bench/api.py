@@ -27,7 +27,6 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import re
 import shutil
 import signal
@@ -42,6 +41,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import httpx
+
+from common import machine
+from echopilot.metrics import percentile
 
 DAYS = 30
 DEFAULT_JOBS = 100_000
@@ -146,15 +148,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _machine() -> str:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 0
-    python = f"{platform.python_implementation()} {platform.python_version()}"
-    return f"nproc {cpus}, {python}, {platform.platform(terse=True)}"
-
-
 def _cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -252,16 +245,7 @@ def idle_p50_ms(url: str, requests: int = IDLE_REQUESTS) -> float:
             latencies.append((time.perf_counter() - started) * 1000)
             if response.status_code != 200:
                 raise SetupError(f"{url} answered {response.status_code}: {response.text[:300]}")
-    return _percentile(latencies, 50) or 0.0
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (as echopilot.metrics.percentile), None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[rank]
+    return percentile(latencies, 50) or 0.0
 
 
 _WRK_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -389,9 +373,7 @@ def run_httpx(url: str, clients: int, seconds: float, timeout: float) -> RawLoad
     finally:
         child.join(STOP_TIMEOUT_SECONDS)
     requests = len(latencies) + errors
-    return RawLoad(
-        elapsed, requests, errors, _percentile(latencies, 50), _percentile(latencies, 99)
-    )
+    return RawLoad(elapsed, requests, errors, percentile(latencies, 50), percentile(latencies, 99))
 
 
 # -- the run ----------------------------------------------------------------------------
@@ -440,7 +422,7 @@ def _mb(size: int) -> str:
 def print_report(seed_figure: SeedFigure, figures: list[LoadFigure], tool: str) -> None:
     print()
     print("EchoPilot API benchmark")
-    print(f"machine: {_machine()}")
+    print(f"machine: {machine()}")
     print(f"load generator: {tool}")
     print(
         f"database: {seed_figure.jobs} demo jobs, {seed_figure.attempts} attempts over {DAYS} "
@@ -557,7 +539,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    print(f"machine: {_machine()}", flush=True)
+    print(f"machine: {machine()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="echopilot-bench-api-") as tmp:
         cwd = Path(tmp)  # no .env here: the children read only the environment we give
         home = cwd / "home"

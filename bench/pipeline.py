@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import signal
 import sys
 import tempfile
@@ -40,6 +38,7 @@ from huey import SqliteHuey
 from huey.consumer import Consumer
 from sqlalchemy import func, select
 
+from common import machine
 from echopilot import logsetup
 from echopilot.clock import ensure_utc, utcnow
 from echopilot.config import load_settings
@@ -298,21 +297,12 @@ def _report_pipeline_run(figure: PipelineFigure) -> None:
     _report_log_problems(figure.log_problems)
 
 
-def _machine() -> str:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 0
-    python = f"{platform.python_implementation()} {platform.python_version()}"
-    return f"nproc {cpus}, {python}, {platform.platform(terse=True)}"
-
-
 def _print_table(
     raw: dict[int, HueyFigure], fast: list[PipelineFigure], slow: PipelineFigure | None
 ) -> None:
     print()
     print("EchoPilot pipeline benchmark")
-    print(f"machine: {_machine()}")
+    print(f"machine: {machine()}")
     print()
     print("raw Huey (SqliteHuey file queue, thread consumer, no-op task)")
     print(f"  {'workers':>7}  {'tasks':>6}  {'enqueues/s':>10}  {'tasks/s':>8}")
@@ -392,7 +382,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    print(f"machine: {_machine()}", flush=True)
+    print(f"machine: {machine()}", flush=True)
     raw: dict[int, HueyFigure] = {}
     fast: list[PipelineFigure] = []
     slow: PipelineFigure | None = None

@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -46,9 +45,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from common import machine
 from echopilot.config import load_settings
 from echopilot.db.engine import read_session
 from echopilot.db.models import ScheduleRun
+from echopilot.metrics import percentile
 from echopilot.runtime import Runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -260,15 +261,6 @@ def _epoch(slot: str | datetime) -> int:
     return round(moment.timestamp())
 
 
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (as echopilot.metrics.percentile), None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[rank]
-
-
 def _generic(note: str) -> str:
     """A skip note with its run ids and timestamps blanked, so that equal reasons group."""
     note = re.sub(r"\d{4}-\d\d-\d\dT[\d:.]+(?:[+-]\d\d:\d\d)?", "<time>", note)
@@ -426,15 +418,6 @@ def analyse(home: Path, tasks: list[str], first_slot: int, last_slot: int) -> An
 # -- report -----------------------------------------------------------------------------
 
 
-def _machine() -> str:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 0
-    python = f"{platform.python_implementation()} {platform.python_version()}"
-    return f"nproc {cpus}, {python}, {platform.platform(terse=True)}"
-
-
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
@@ -456,10 +439,10 @@ def print_report(
     window = f"{datetime.fromtimestamp(first_slot).time()} + {args.seconds} s"
     claim = result.claim_lateness_ms
     body = result.body_lateness_ms
-    p99 = _percentile(claim, 99)
+    p99 = percentile(claim, 99)
     print()
     print("EchoPilot scheduler benchmark")
-    print(f"machine: {_machine()}")
+    print(f"machine: {machine()}")
     print(
         f"{args.schedulers} `scheduler run` processes, {args.tasks} tasks `{SCHEDULE}`, one "
         f"embedded SQLite database; window {window} (local time): {result.expected} "
@@ -473,7 +456,7 @@ def print_report(
 
     row(
         "slot start lateness p50 ms",
-        _ms(_percentile(claim, 50)),
+        _ms(percentile(claim, 50)),
         note="lateness_ms of run_started: slot to the start of the tick that claimed it",
     )
     row(
@@ -487,14 +470,14 @@ def print_report(
     row(
         "task body lateness p50/p99/max ms",
         "",
-        note=f"{_ms(_percentile(body, 50))} / {_ms(_percentile(body, 99))} / "
+        note=f"{_ms(percentile(body, 50))} / {_ms(percentile(body, 99))} / "
         f"{_ms(max(body) if body else None)} (slot to the task's line in {RUNS_FILE})",
     )
     row(
         "task body lateness p50 first/last",
         "",
-        note=f"{_ms(_percentile(result.first_task_lateness_ms, 50))} / "
-        f"{_ms(_percentile(result.last_task_lateness_ms, 50))} ms "
+        note=f"{_ms(percentile(result.first_task_lateness_ms, 50))} / "
+        f"{_ms(percentile(result.last_task_lateness_ms, 50))} ms "
         f"({task_name(0)} / {task_name(args.tasks - 1)}: a tick claims the tasks in turn)",
     )
     row("runs ok", str(result.ok), note=f"of {result.expected} expected")
@@ -610,7 +593,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    print(f"machine: {_machine()}", flush=True)
+    print(f"machine: {machine()}", flush=True)
     tasks = [task_name(i) for i in range(args.tasks)]
     with tempfile.TemporaryDirectory(prefix="echopilot-bench-scheduler-") as tmp:
         cwd = Path(tmp)  # no .env here: the children read only the environment we give

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Date, case, cast, func, select
 from sqlalchemy.orm import Session
@@ -25,7 +26,10 @@ from echopilot.money import cents_to_usd, micros_to_usd
 FINISHED = (Status.DONE, Status.NEEDS_REVIEW, Status.DEAD)
 
 
-def percentile(values: list[int], q: float) -> int | None:
+Number = TypeVar("Number", int, float)
+
+
+def percentile(values: Sequence[Number], q: float) -> Number | None:
     """Nearest-rank percentile; None for no values."""
     if not values:
         return None

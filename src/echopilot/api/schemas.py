@@ -137,7 +137,11 @@ class SystemStatus(BaseModel):
     features: dict[str, bool]
 
 
-class LastRun(BaseModel):
+class RunOut(BaseModel):
+    """One scheduled task run (also each task's `last_run` in the automations status)."""
+
+    id: int
+    task: str
     slot: str
     trigger: str
     status: str
@@ -147,6 +151,8 @@ class LastRun(BaseModel):
     summary: dict[str, Any] | None
     error: str | None
     note: str | None
+    host: str
+    pid: int
 
 
 class ScheduleRow(BaseModel):
@@ -155,7 +161,7 @@ class ScheduleRow(BaseModel):
     catchup: str
     description: str
     next_run: str | None
-    last_run: LastRun | None
+    last_run: RunOut | None
 
 
 class SchedulerInstanceOut(BaseModel):
@@ -180,21 +186,6 @@ class AutomationsStatus(BaseModel):
 class ControlResult(BaseModel):
     action: str
     status: AutomationsStatus
-
-
-class RunOut(BaseModel):
-    id: int
-    task: str
-    slot: str
-    trigger: str
-    status: str
-    started_at: str
-    finished_at: str | None
-    duration_ms: int | None
-    summary: dict[str, Any] | None
-    error: str | None
-    host: str
-    pid: int
 
 
 class RetentionPattern(BaseModel):

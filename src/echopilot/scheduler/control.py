@@ -20,6 +20,7 @@ from typing import Any
 from echopilot.clock import utcnow
 from echopilot.config import Settings
 from echopilot.db.engine import read_session
+from echopilot.db.models import ScheduleRun
 from echopilot.errors import ConflictError
 from echopilot.runtime import Runtime
 from echopilot.scheduler import store
@@ -168,19 +169,7 @@ def status(runtime: Runtime, now: datetime | None = None) -> dict[str, Any]:
                     "catchup": entry.catchup,
                     "description": entry.task.description,
                     "next_run": following.isoformat() if following else None,
-                    "last_run": None
-                    if last is None
-                    else {
-                        "slot": last.slot.isoformat(),
-                        "trigger": last.trigger,
-                        "status": last.status,
-                        "started_at": last.started_at.isoformat(),
-                        "finished_at": last.finished_at.isoformat() if last.finished_at else None,
-                        "duration_ms": last.duration_ms,
-                        "summary": last.summary,
-                        "error": last.error,
-                        "note": last.note,
-                    },
+                    "last_run": None if last is None else run_dict(last),
                 }
             )
     first = live[0] if live else None
@@ -202,4 +191,23 @@ def status(runtime: Runtime, now: datetime | None = None) -> dict[str, Any]:
         "heartbeat_age_s": round((now - newest).total_seconds(), 1) if newest else None,
         "daemon_pid": read_pid(runtime.settings),
         "schedule": rows,
+    }
+
+
+def run_dict(run: ScheduleRun) -> dict[str, Any]:
+    """A run as the API, the CLI and the status show it."""
+    return {
+        "id": run.id,
+        "task": run.task,
+        "slot": run.slot.isoformat(),
+        "trigger": run.trigger,
+        "status": run.status,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "duration_ms": run.duration_ms,
+        "summary": run.summary,
+        "error": run.error,
+        "note": run.note,
+        "host": run.host,
+        "pid": run.pid,
     }

@@ -67,7 +67,7 @@ def automations_run(task: str, runtime: RuntimeDep, request: Request) -> dict[st
         audit.record(session, actor=ACTOR, action="automations.run", target=f"task:{task}")
     with read_session(runtime.sessions) as session:
         run = session.scalars(select(ScheduleRun).where(ScheduleRun.id == claimed.id)).one()
-        return ok(run_dict(run))
+        return ok(control.run_dict(run))
 
 
 _manual_lock = threading.Lock()
@@ -82,20 +82,3 @@ def _manual_runner(request: Request, runtime: Runtime) -> Scheduler:
             scheduler = Scheduler(runtime, build(runtime.settings), ProcessRunner(runtime.settings))
             request.app.state.manual_scheduler = scheduler
         return scheduler
-
-
-def run_dict(run: ScheduleRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "task": run.task,
-        "slot": run.slot.isoformat(),
-        "trigger": run.trigger,
-        "status": run.status,
-        "started_at": run.started_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "duration_ms": run.duration_ms,
-        "summary": run.summary,
-        "error": run.error,
-        "host": run.host,
-        "pid": run.pid,
-    }
