@@ -3,13 +3,14 @@
     .venv/bin/python bench/scheduler.py                  # full run: 120 s measured
     .venv/bin/python bench/scheduler.py --seconds 20     # smoke run
 
-One temporary folder (removed afterwards) holds an EchoPilot home with its embedded SQLite
-database. --tasks bench tasks (bench/sched_tasks.py, through ECHOPILOT_TASK_MODULES) are
+One temporary folder (removed afterwards) holds one SQLite database shared by every
+scheduler and one EchoPilot home per scheduler (a home runs one scheduler, as a machine
+does in production). --tasks bench tasks (bench/sched_tasks.py, through ECHOPILOT_TASK_MODULES) are
 scheduled `every 1s` with the built-in tasks off, and --schedulers `python -m echopilot
 scheduler run` processes run them. Once every scheduler has logged `scheduler_started`,
 the window starts at the next whole second and lasts --seconds; a few seconds after it the
-schedulers get SIGTERM. From <home>/logs/scheduler.log, <home>/bench_runs.log (one line per
-task body run) and the schedule_runs table:
+schedulers get SIGTERM. From every home's logs/scheduler.log and bench_runs.log (one line
+per task body run) and the schedule_runs table:
 
 - lateness of slot starts (p50, p99, max): `lateness_ms` of the `run_started` lines. The
   daemon computes it from the start of the tick that claimed the slot, not from the claim
@@ -81,9 +82,9 @@ def task_name(index: int) -> str:
 # -- processes --------------------------------------------------------------------------
 
 
-def _child_env(home: Path, tasks: int) -> dict[str, str]:
-    """This process's environment without any EchoPilot setting, pinned to `home`, with the
-    bench tasks every second and the built-in tasks off."""
+def _child_env(home: Path, database_url: str, tasks: int) -> dict[str, str]:
+    """This process's environment without any EchoPilot setting, pinned to `home` and the
+    shared database, with the bench tasks every second and the built-in tasks off."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -93,6 +94,7 @@ def _child_env(home: Path, tasks: int) -> dict[str, str]:
     env.update(
         {
             "ECHOPILOT_HOME": str(home),
+            "ECHOPILOT_DATABASE_URL": database_url,
             "ECHOPILOT_AI_PROVIDER": "offline",
             "ECHOPILOT_TASK_MODULES": TASK_MODULE,
             "ECHOPILOT_SCHEDULER_SHUTDOWN_SECONDS": str(SHUTDOWN_SECONDS),
@@ -172,9 +174,9 @@ def _run_cli(env: dict[str, str], cwd: Path, *args: str) -> str:
     return done.stdout
 
 
-def start_schedulers(env: dict[str, str], cwd: Path, count: int) -> list[subprocess.Popen[bytes]]:
+def start_schedulers(envs: list[dict[str, str]], cwd: Path) -> list[subprocess.Popen[bytes]]:
     processes = []
-    for index in range(count):
+    for index, env in enumerate(envs):
         out = (cwd / f"scheduler-{index}.out").open("wb")
         processes.append(
             subprocess.Popen(
@@ -207,7 +209,7 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 
 
 def wait_started(
-    log: Path, processes: list[subprocess.Popen[bytes]], cwd: Path
+    logs: list[Path], processes: list[subprocess.Popen[bytes]], cwd: Path
 ) -> dict[int, float]:
     """Wait until every process has logged `scheduler_started`; return {pid: seconds it
     took from now}."""
@@ -220,7 +222,7 @@ def wait_started(
             if process.poll() is not None:
                 tail = (cwd / f"scheduler-{index}.out").read_text(errors="replace")[-2000:]
                 raise SetupError(f"scheduler {process.pid} exited ({process.returncode}): {tail}")
-        for entry in read_log(log):
+        for entry in (e for log in logs for e in read_log(log)):
             pid = entry.get("pid")
             if entry.get("event") == "scheduler_started" and pid in wanted and pid not in started:
                 started[pid] = time.monotonic() - began
@@ -278,8 +280,8 @@ class DbRun:
     pid: int
 
 
-def read_runs(home: Path, tasks: list[str]) -> list[DbRun]:
-    settings = load_settings(home=home, database_url=None, queue_url=None, _env_file=None)
+def read_runs(home: Path, database_url: str, tasks: list[str]) -> list[DbRun]:
+    settings = load_settings(home=home, database_url=database_url, queue_url=None, _env_file=None)
     runtime = Runtime(settings, pool_size=1)
     try:
         with read_session(runtime.sessions) as session:
@@ -338,13 +340,15 @@ class Analysis:
         return max(self.duplicates_log, self.duplicates_body, self.duplicates_db)
 
 
-def analyse(home: Path, tasks: list[str], first_slot: int, last_slot: int) -> Analysis:
+def analyse(
+    homes: list[Path], database_url: str, tasks: list[str], first_slot: int, last_slot: int
+) -> Analysis:
     window = range(first_slot, last_slot + 1)
     expected = {(task, slot) for task in tasks for slot in window}
-    entries = read_log(home / "logs" / "scheduler.log")
+    entries = [e for home in homes for e in read_log(home / "logs" / "scheduler.log")]
     started = [e for e in entries if e.get("event") == "run_started" and e.get("task") in tasks]
-    db_runs = read_runs(home, tasks)
-    body_runs = [r for r in read_body_runs(home / RUNS_FILE) if r.task in tasks]
+    db_runs = read_runs(homes[0], database_url, tasks)
+    body_runs = [r for home in homes for r in read_body_runs(home / RUNS_FILE) if r.task in tasks]
 
     started_pairs = Counter((e["task"], _epoch(e["slot"])) for e in started)
     body_pairs = Counter((r.task, r.slot) for r in body_runs)
@@ -597,17 +601,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     tasks = [task_name(i) for i in range(args.tasks)]
     with tempfile.TemporaryDirectory(prefix="echopilot-bench-scheduler-") as tmp:
         cwd = Path(tmp)  # no .env here: the children read only the environment we give
-        home = cwd / "home"
-        env = _child_env(home, args.tasks)
-        log = home / "logs" / "scheduler.log"
+        database_url = f"sqlite:///{cwd / 'shared.db'}"
+        homes = [cwd / f"home-{index}" for index in range(args.schedulers)]
+        envs = [_child_env(home, database_url, args.tasks) for home in homes]
+        logs = [home / "logs" / "scheduler.log" for home in homes]
         processes: list[subprocess.Popen[bytes]] = []
         try:
             # Migrate once and check the schedule table before the schedulers race to it.
-            _run_cli(env, cwd, "scheduler", "status", "--json")
+            _run_cli(envs[0], cwd, "scheduler", "status", "--json")
             print(f"  starting {args.schedulers} schedulers ...", end="", flush=True)
             began = time.perf_counter()
-            processes = start_schedulers(env, cwd, args.schedulers)
-            startup = wait_started(log, processes, cwd)
+            processes = start_schedulers(envs, cwd)
+            startup = wait_started(logs, processes, cwd)
             print(f" {time.perf_counter() - began:.1f} s", flush=True)
 
             first_slot = math.floor(time.time()) + 1
@@ -630,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         finally:
             stop_schedulers(processes)  # no-op unless set-up failed with some still running
-        result = analyse(home, tasks, first_slot, last_slot)
+        result = analyse(homes, database_url, tasks, first_slot, last_slot)
         print_report(args, first_slot, result, cpu_start, cpu_end, cpu_final, startup, exit_codes)
     if result.duplicates:
         print("\nFAILED: some (task, slot) pairs ran more than once")

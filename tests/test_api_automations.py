@@ -8,14 +8,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import AuditLog, ScheduleRun
 from echopilot.runtime import Runtime
-from echopilot.scheduler import control
-from tests.api_support import api_client, assert_error, assert_ok
+from tests.api_support import TEST_KEY, api_client, assert_error, assert_ok, running
 from tests.conftest import env_for, run_cli, wait_for
 
 STATUS_FIELDS = {"running", "paused", "pid", "host", "heartbeat_age_s", "schedule"}
@@ -70,7 +70,7 @@ def test_stop_pauses_idempotently_and_is_audited_and_start_resumes(
         assert started["status"]["paused"] is False
         assert started["status"]["running"] is False
         assert assert_ok(client.get("/api/automations/status"))["paused"] is False
-    assert not control.pid_path(rt.settings).exists(), "no daemon without process control"
+    assert _lock_holder(rt) is None, "no daemon without process control"
 
     assert audit(rt, "automations.stop") == [
         {"actor": "api", "details": {"result": "paused"}},
@@ -90,30 +90,77 @@ def test_start_launches_a_daemon_when_process_control_is_allowed(
     for name, value in env_for(rt.settings).items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(rt.settings.home.parent)
+    pid = None
     try:
         with api_client(rt) as client:
             assert_ok(client.post("/api/automations/stop"))
             started = assert_ok(client.post("/api/automations/start"))
             assert started["action"] == "started", started
-            pid = control.read_pid(rt.settings)
-            assert pid is not None, "the daemon holds the PID file"
-            assert started["status"]["daemon_pid"] == pid
+            pid = started["status"]["daemon_pid"]
+            assert pid is not None and pid == _lock_holder(rt)
+            # The answer comes once the new scheduler beats: it already says running.
+            assert started["status"]["running"] is True
+            assert started["status"]["pid"] == pid
             assert started["status"]["paused"] is False
-
-            status = wait_for(
-                lambda: (s := assert_ok(client.get("/api/automations/status")))["running"] and s,
-                timeout=30,
-            )
-            assert status["pid"] == pid
-            assert status["heartbeat_age_s"] is not None and status["heartbeat_age_s"] < 20
+            assert started["status"]["heartbeat_age_s"] < 20
 
             again = assert_ok(client.post("/api/automations/start"))
             assert again["action"] == "already running"
-            assert control.read_pid(rt.settings) == pid
+            assert again["status"]["daemon_pid"] == pid
     finally:
         stopped = run_cli(rt.settings, "scheduler", "stop", "--json")
     assert stopped.returncode == 0, stopped.stderr
-    assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+    assert pid is not None and (not Path(f"/proc/{pid}").exists() or _zombie(pid))
+    assert [row["details"]["pid"] for row in audit(rt, "automations.start")] == [pid, pid]
+
+
+def test_a_daemon_started_by_the_server_is_reaped_when_it_ends(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    rt = make_runtime(ai_provider="offline")
+    env = {"DASHBOARD_KEY": TEST_KEY, "ECHOPILOT_ALLOW_PROCESS_CONTROL": "true"}
+    with running(rt.settings, "serve", env=env) as server:
+        answer = httpx.post(
+            server.url + "/api/automations/start", headers={"X-Dash-Key": TEST_KEY}, timeout=60
+        )
+        started = assert_ok(answer)
+        assert started["action"] == "started" and started["status"]["running"] is True
+        pid = started["status"]["daemon_pid"]
+        assert pid in _children(server.process.pid)
+
+        stopped = run_cli(rt.settings, "scheduler", "stop", "--json")
+        assert stopped.returncode == 0, stopped.stderr
+        wait_for(lambda: pid not in _children(server.process.pid), timeout=10)
+        assert _zombies(server.process.pid) == []
+
+
+def _lock_holder(rt: Runtime) -> int | None:
+    try:
+        return int((rt.settings.home / "run" / "scheduler.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _stat(pid: str) -> tuple[int, str] | None:
+    """(parent pid, state) of a process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), fields[0]
+
+
+def _children(parent: int) -> dict[int, str]:
+    """Every child of `parent` (zombies included) with its state."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(entry.name)) and stat[0] == parent:
+            found[int(entry.name)] = stat[1]
+    return found
+
+
+def _zombies(parent: int) -> list[int]:
+    return [pid for pid, state in _children(parent).items() if state == "Z"]
 
 
 def _zombie(pid: int) -> bool:

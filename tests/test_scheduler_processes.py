@@ -1,8 +1,10 @@
-"""Real scheduler processes: several on one database, start/stop, signals, kill -9."""
+"""Real scheduler processes: several on one database (each on a home of its own, as on
+separate machines), one per home, start/stop, signals, kill -9."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -10,16 +12,15 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from echopilot.db.engine import read_session
-from echopilot.db.models import ScheduleRun
+from echopilot.db.models import AuditLog, SchedulerInstance, ScheduleRun
 from echopilot.runtime import Runtime
-from echopilot.scheduler import control
 from tests.conftest import env_for, wait_for
 
 pytestmark = pytest.mark.slow
@@ -37,7 +38,24 @@ def scheduler_env(rt: Runtime, **schedules: str) -> dict[str, str]:
     return env
 
 
+def elsewhere(env: dict[str, str], home: Path) -> dict[str, str]:
+    """`env` for another home on the same database and queue (another machine)."""
+    settings_home = Path(env["ECHOPILOT_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        **env,
+        "ECHOPILOT_HOME": str(home),
+        "ECHOPILOT_DATABASE_URL": env.get(
+            "ECHOPILOT_DATABASE_URL", f"sqlite:///{settings_home / 'echopilot.db'}"
+        ),
+        "ECHOPILOT_QUEUE_URL": env.get(
+            "ECHOPILOT_QUEUE_URL", f"sqlite:///{settings_home / 'queue.db'}"
+        ),
+    }
+
+
 def spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    Path(env["ECHOPILOT_HOME"]).mkdir(parents=True, exist_ok=True)
     log = open(Path(env["ECHOPILOT_HOME"]) / f"sched-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
     return subprocess.Popen(
         [sys.executable, "-m", "echopilot", *args],
@@ -68,9 +86,33 @@ def runs(rt: Runtime, task: str = "probe") -> list[ScheduleRun]:
         )
 
 
-def probe_lines(rt: Runtime) -> list[str]:
-    path = rt.settings.home / "probe.log"
-    return path.read_text().splitlines() if path.exists() else []
+def probe_lines(*homes: Path) -> list[str]:
+    paths = [home / "probe.log" for home in homes]
+    return [line for path in paths if path.exists() for line in path.read_text().splitlines()]
+
+
+def holder(home: Path, name: str = "scheduler.pid") -> int | None:
+    """The pid in a lock file of `home`, while its process runs."""
+    try:
+        pid = int((home / "run" / name).read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if _process_alive(pid) else None
+
+
+def audit(rt: Runtime, action: str) -> list[dict]:
+    with read_session(rt.sessions) as session:
+        return [
+            {"actor": row.actor, "details": row.details}
+            for row in session.scalars(
+                select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id)
+            )
+        ]
+
+
+def instances(rt: Runtime) -> list[SchedulerInstance]:
+    with read_session(rt.sessions) as session:
+        return list(session.scalars(select(SchedulerInstance)))
 
 
 @pytest.mark.parametrize("backend", ["embedded", "postgres"], indirect=True)
@@ -79,16 +121,17 @@ def test_three_schedulers_on_one_database_run_every_slot_exactly_once(
 ) -> None:
     rt = make_runtime()
     env = scheduler_env(rt, probe="every 1s")
-    procs = [spawn(env, "scheduler", "run") for _ in range(3)]
+    homes = [rt.settings.home.parent / f"machine-{n}" for n in range(3)]
+    procs = [spawn(elsewhere(env, home), "scheduler", "run") for home in homes]
     try:
-        wait_for(lambda: len(control.status(rt)["instances"]) == 3, timeout=60)
+        wait_for(lambda: len([i for i in instances(rt) if i.stopped_at is None]) == 3, timeout=60)
         time.sleep(6)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
         assert [p.wait(timeout=30) for p in procs] == [0, 0, 0]
 
-    slots = [line.split()[0] for line in probe_lines(rt)]
+    slots = [line.split()[0] for line in probe_lines(*homes)]
     counts = Counter(slots)
     assert counts and max(counts.values()) == 1, f"slots run twice: {counts.most_common(3)}"
     seconds = sorted(datetime.fromisoformat(s) for s in counts)
@@ -106,40 +149,82 @@ def test_start_refuses_a_second_daemon_and_stop_stops_it(
 ) -> None:
     rt = make_runtime()
     env = scheduler_env(rt)
+    home = rt.settings.home
     first = cli(env, "scheduler", "start", "--json")
     assert first.returncode == 0, first.stderr
-    pid = control.read_pid(rt.settings)
-    assert pid is not None
+    pid = holder(home)
+    assert pid is not None and f'"pid": {pid}' in first.stdout
+    # start returns once the scheduler beats, so the status right after says so.
+    status = json.loads(cli(env, "scheduler", "status", "--json").stdout)
+    assert status["running"] is True and status["daemon_pid"] == pid
     second = cli(env, "scheduler", "start", "--json")
     assert second.returncode == 0
-    assert "already runs" in second.stdout
-    assert control.read_pid(rt.settings) == pid
-
-    status = cli(env, "scheduler", "status", "--json")
-    assert '"running": true' in status.stdout
+    assert f"already running (pid {pid})" in second.stdout
+    assert holder(home) == pid
 
     stopped = cli(env, "scheduler", "stop")
     assert stopped.returncode == 0, stopped.stderr
     assert f"pid {pid}" in stopped.stdout
-    assert not control.pid_path(rt.settings).exists()
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert not _process_alive(pid)
+    assert not (home / "run" / "scheduler.pid").exists()
+    assert [row["details"]["pid"] for row in audit(rt, "scheduler.stop")] == [pid]
+    assert audit(rt, "scheduler.stop")[0]["actor"] == "cli"
+    assert json.loads(cli(env, "scheduler", "status", "--json").stdout)["running"] is False
 
 
-def test_a_stale_pid_file_is_replaced(make_runtime: Callable[..., Runtime]) -> None:
+def test_a_second_scheduler_on_one_home_is_refused_naming_the_first(
+    make_runtime: Callable[..., Runtime],
+) -> None:
     rt = make_runtime()
     env = scheduler_env(rt)
-    path = control.pid_path(rt.settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{os.getpid()}\n")  # a live process, but not a scheduler
-    result = cli(env, "scheduler", "start")
-    assert result.returncode == 0, result.stderr
-    pid = control.read_pid(rt.settings)
-    assert pid is not None and pid != os.getpid()
-    assert cli(env, "scheduler", "stop").returncode == 0
+    first = spawn(env, "scheduler", "run")
+    try:
+        pid = wait_for(lambda: holder(rt.settings.home), timeout=30)
+        assert pid == first.pid
+        second = cli(env, "scheduler", "run", "--pidfile")  # the old option: accepted
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert second.stderr.startswith(
+            f"error: a scheduler already runs on this home (pid {pid}, "
+        ), second.stderr
+        assert len(second.stderr.splitlines()) == 1
+        # The stop reaches a scheduler started by hand too.
+        stopped = cli(env, "scheduler", "stop", "--json")
+        assert stopped.returncode == 0, stopped.stderr
+        assert json.loads(stopped.stdout) == {
+            "stopped": True,
+            "pid": pid,
+            "message": f"scheduler (pid {pid}) stopped",
+        }
+        assert first.wait(timeout=10) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
 
-    path.write_text("999999\n")  # a process that does not exist
-    assert "stale" in cli(env, "scheduler", "stop").stdout
-    assert not path.exists()
+
+def test_a_lock_left_by_a_killed_scheduler_or_a_stale_file_never_blocks(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    rt = make_runtime()
+    env = scheduler_env(rt)
+    path = rt.settings.home / "run" / "scheduler.pid"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n")  # a live process, but no lock: stale
+    assert "no scheduler running" in cli(env, "scheduler", "stop").stdout
+    assert json.loads(cli(env, "scheduler", "status", "--json").stdout)["daemon_pid"] is None
+
+    killed = spawn(env, "scheduler", "run")
+    wait_for(lambda: holder(rt.settings.home) == killed.pid, timeout=30)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=10)
+    assert path.exists(), "a process killed -9 leaves its file behind"
+
+    started = cli(env, "scheduler", "start", "--json")
+    assert started.returncode == 0, started.stderr
+    pid = holder(rt.settings.home)
+    assert pid not in (None, killed.pid)
+    assert json.loads(started.stdout)["pid"] == pid
+    assert cli(env, "scheduler", "stop").returncode == 0
 
 
 def test_sigterm_lets_a_running_task_finish(make_runtime: Callable[..., Runtime]) -> None:
@@ -225,6 +310,86 @@ def test_kill_9_during_a_run_then_restart_abandons_it_and_never_runs_the_slot_tw
     slots = [r.slot for r in runs(rt, "slow")]
     assert len(slots) == len(set(slots))
     assert [r.status for r in runs(rt, "slow") if r.slot == killed.slot] == ["abandoned"]
+
+
+def test_a_scheduler_killed_9_takes_its_running_task_with_it(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    rt = make_runtime()
+    home = rt.settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    env = scheduler_env(rt, stubborn="every 1s")
+    proc = spawn(env, "scheduler", "run")
+    try:
+        task_pid = wait_for(lambda: _pid_in(home / "stubborn.pid"), timeout=30)
+        assert _process_alive(task_pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        # Its timeout is two minutes: only the scheduler's death can end it this soon.
+        wait_for(lambda: not _process_alive(task_pid), timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_run_whose_scheduler_died_on_this_host_is_reclaimed_without_the_stale_wait(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    rt = make_runtime()
+    env = scheduler_env(rt, slow="every 1s")
+    env["ECHOPILOT_SCHEDULER_STALE_SECONDS"] = "60"
+    env["ECHOPILOT_SCHEDULER_SHUTDOWN_SECONDS"] = "1"
+    home_a, home_b = rt.settings.home, rt.settings.home.parent / "machine-b"
+    for home in (home_a, home_b):
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "slow.seconds").write_text("60")
+    a = spawn(env, "scheduler", "run")
+    b = None
+    try:
+        wait_for(lambda: _pid_in(home_a / "slow.started"), timeout=30)
+        (killed,) = [r for r in runs(rt, "slow") if r.status == "running"]
+        b = spawn(elsewhere(env, home_b), "scheduler", "run")
+        # B runs and sees A's run go on: while A lives, that is drift.
+        wait_for(lambda: any(f"run {killed.id} still running (drift)" in n for n in _notes(rt)))
+        a.send_signal(signal.SIGKILL)
+        a.wait(timeout=10)
+        killed_at = datetime.now(UTC)
+        wait_for(lambda: _pid_in(home_b / "slow.started"), timeout=10)
+        assert datetime.now(UTC) - killed_at < timedelta(seconds=10), "no 60 s stale wait"
+
+        rows = {r.id: r for r in runs(rt, "slow")}
+        assert rows[killed.id].status == "abandoned"
+        assert rows[killed.id].finished_at is not None
+        assert f"its scheduler (pid {a.pid}) died" in (rows[killed.id].error or "")
+        (running,) = [r for r in rows.values() if r.status == "running"]
+        assert running.pid == b.pid
+        late_drift = [
+            r
+            for r in rows.values()
+            if r.status == "skipped"
+            and r.slot > killed_at + timedelta(seconds=1)
+            and f"run {killed.id} " in (r.note or "")
+        ]
+        assert late_drift == [], "a dead owner's run is not drift"
+        (a_instance,) = [i for i in instances(rt) if i.pid == a.pid]
+        assert a_instance.stopped_at is not None
+    finally:
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+
+
+def _notes(rt: Runtime) -> list[str]:
+    return [r.note or "" for r in runs(rt, "slow")]
+
+
+def _pid_in(path: Path) -> int | None:
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _process_alive(pid: int) -> bool:

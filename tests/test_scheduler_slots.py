@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from echopilot.db.engine import read_session
-from echopilot.db.models import ScheduleRun
+from echopilot.db.models import SchedulerInstance, ScheduleRun
 from echopilot.errors import ConfigError
 from echopilot.runtime import Runtime
 from echopilot.scheduler import store
@@ -366,3 +368,110 @@ def test_the_default_clock_can_be_travelled_with_time_machine(
     assert probe["last_run"]["status"] == "ok"
     assert probe["next_run"] == at(8, day=27).isoformat()
     assert status["heartbeat_age_s"] == 29.5  # its last beat was at the 08:00:00.5 tick
+
+
+def _instance(w: World, instance_id: str, host: str, pid: int, heartbeat: datetime) -> None:
+    with w.runtime.sessions.begin() as session:
+        session.add(
+            SchedulerInstance(
+                id=instance_id, host=host, pid=pid, started_at=heartbeat, heartbeat_at=heartbeat
+            )
+        )
+
+
+def _dead_pid() -> int:
+    process = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(process.stdout)
+
+
+def test_a_run_whose_scheduler_process_died_on_this_host_is_reclaimed_at_once(
+    world: Callable[..., World],
+) -> None:
+    w = world(probe="every 1m")
+    sched = w.scheduler()
+    pid = _dead_pid()
+    _instance(w, f"{store.HOST}:{pid}:dead", store.HOST, pid, at(9, 0, 50))
+    store.claim(
+        w.runtime.sessions,
+        task="probe",
+        slot=at(9, 0),
+        trigger="scheduled",
+        scheduler_id=f"{store.HOST}:{pid}:dead",
+        now=at(9, 0),
+    )
+    # Its heartbeat is 10 s old, far from stale (60 s): only its death can free the task.
+    assert w.at(sched, at(9, 1, 0.1)) == ["probe"]
+    runs = {r.slot: r for r in _rows(w)}
+    assert runs[at(9, 0)].status == "abandoned"
+    assert f"its scheduler (pid {pid}) died" in (runs[at(9, 0)].error or "")
+    assert runs[at(9, 0)].finished_at == at(9, 1, 0.1)
+    assert runs[at(9, 0)].note is None, "not drift"
+    assert runs[at(9, 1)].status == "ok"
+    with read_session(w.runtime.sessions) as session:
+        dead = session.get(SchedulerInstance, f"{store.HOST}:{pid}:dead")
+        assert dead is not None and dead.stopped_at == at(9, 1, 0.1)
+
+
+def test_a_silent_owner_elsewhere_is_waited_for_until_stale_and_it_is_not_drift(
+    world: Callable[..., World],
+) -> None:
+    w = world(probe="every 1m")
+    sched = w.scheduler()
+    _instance(w, "elsewhere:123:silent", "elsewhere", 123, at(9, 0, 50))
+    store.claim(
+        w.runtime.sessions,
+        task="probe",
+        slot=at(9, 0),
+        trigger="scheduled",
+        scheduler_id="elsewhere:123:silent",
+        now=at(9, 0),
+    )
+    assert w.at(sched, at(9, 1, 0.1)) == []
+    runs = {r.slot: r for r in _rows(w)}
+    assert runs[at(9, 1)].status == "skipped"
+    assert runs[at(9, 1)].note == (
+        "owner scheduler elsewhere:123:silent silent for 10 s; waiting for the stale time "
+        "(ECHOPILOT_SCHEDULER_STALE_SECONDS=60) before reclaiming"
+    )
+    assert runs[at(9, 0)].status == "running" and runs[at(9, 0)].note is None, "not drift"
+    # Once stale (60 s), its run is abandoned and the task runs at its next slot.
+    assert w.at(sched, at(9, 2, 0.1)) == ["probe"]
+    runs = {r.slot: r for r in _rows(w)}
+    assert (runs[at(9, 0)].status, runs[at(9, 2)].status) == ("abandoned", "ok")
+
+
+def test_an_owner_that_beats_is_drift(world: Callable[..., World]) -> None:
+    w = world(probe="every 1m")
+    sched = w.scheduler()
+    _instance(w, "elsewhere:123:busy", "elsewhere", 123, at(9, 0, 58))
+    store.claim(
+        w.runtime.sessions,
+        task="probe",
+        slot=at(9, 0),
+        trigger="scheduled",
+        scheduler_id="elsewhere:123:busy",
+        now=at(9, 0),
+    )
+    assert w.at(sched, at(9, 1, 0.1)) == []
+    runs = {r.slot: r for r in _rows(w)}
+    assert "(drift)" in (runs[at(9, 1)].note or "")
+    assert "drift" in (runs[at(9, 0)].note or "")
+
+
+def test_a_slot_claimed_late_after_a_stall_is_a_catchup_run(world: Callable[..., World]) -> None:
+    w = world(probe="every 1m")
+    sched = w.scheduler()
+    assert w.at(sched, at(9, 0, 0.1)) == ["probe"]
+    # The tick saw 09:01:00.1, but the database stalled it: the claim happened at 09:01:30.
+    w.now = at(9, 1, 30)
+    assert sched.tick(at(9, 1, 0.1)) == ["probe"]
+    sched.wait_idle()
+    assert [(slot, trigger) for slot, trigger, _ in w.runs()] == [
+        (at(9, 0), "scheduled"),
+        (at(9, 1), "catchup"),
+    ]

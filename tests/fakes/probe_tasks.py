@@ -1,12 +1,14 @@
 """Scheduled tasks for tests, registered through ECHOPILOT_TASK_MODULES.
 
 `probe` appends its slot to <home>/probe.log (O_APPEND, so several processes can share
-it); `slow` sleeps for the seconds in <home>/slow.seconds; `boom` raises.
+it); `slow` sleeps for the seconds in <home>/slow.seconds; `boom` raises; `stubborn` ignores
+SIGTERM, writes its pid to <home>/stubborn.pid and sleeps for five minutes.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from datetime import timedelta
 from typing import Any
@@ -33,6 +35,13 @@ def _slow(ctx: TaskContext) -> dict[str, Any]:
     return {"slept": seconds}
 
 
+def _stubborn(ctx: TaskContext) -> dict[str, Any]:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    (ctx.runtime.settings.home / "stubborn.pid").write_text(str(os.getpid()))
+    time.sleep(300)
+    return {}
+
+
 def _boom(ctx: TaskContext) -> dict[str, Any]:
     raise RuntimeError("the probe task failed on purpose")
 
@@ -42,4 +51,7 @@ register(TaskDef(name="slow", func=_slow, default_schedule="off", timeout=timede
 register(TaskDef(name="boom", func=_boom, default_schedule="off"))
 register(
     TaskDef(name="slow_short", func=_slow, default_schedule="off", timeout=timedelta(seconds=2))
+)
+register(
+    TaskDef(name="stubborn", func=_stubborn, default_schedule="off", timeout=timedelta(seconds=120))
 )

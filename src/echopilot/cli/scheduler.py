@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
-from echopilot import audit, retention
+from echopilot import audit, ndjson, retention
 from echopilot.cli.common import EXIT_FAILED, JsonOption, console, output, runtime
 from echopilot.config import load_settings
 from echopilot.db.engine import write_session
@@ -21,19 +23,23 @@ app = typer.Typer(help="The scheduler daemon that runs the automations.", no_arg
 @app.command("run")
 def run(
     pidfile: Annotated[
-        bool, typer.Option("--pidfile", help="Hold <home>/run/scheduler.pid.")
+        bool,
+        typer.Option("--pidfile", hidden=True, help="Accepted for compatibility; does nothing."),
     ] = False,
 ) -> None:
-    """Run the scheduler in the foreground (systemd, containers, `echopilot up`)."""
+    """Run the scheduler in the foreground (systemd, containers, `echopilot up`); one per home:
+    it holds <home>/run/scheduler.pid while it runs."""
     from echopilot.integrations.heartbeat import HeartbeatPinger
     from echopilot.scheduler.daemon import Scheduler
     from echopilot.scheduler.executor import ProcessRunner
 
-    with runtime("scheduler", console_logs=True) as rt:
+    # Before anything else: a second scheduler on this home is refused (exit 2).
+    with (
+        control.hold_scheduler_lock(load_settings()),
+        runtime("scheduler", console_logs=True) as rt,
+    ):
         settings = rt.settings
         table = build(settings)
-        if pidfile:
-            control.write_pid(settings)
         pinger = HeartbeatPinger(settings.heartbeat_url) if settings.heartbeat_url else None
         scheduler = Scheduler(rt, table, ProcessRunner(settings), pinger=pinger)
 
@@ -44,28 +50,36 @@ def run(
         signal.signal(signal.SIGINT, _stop)
         try:
             scheduler.start()
+            tasks = ", ".join(f"{name} ({entry.schedule.text})" for name, entry in table.items())
+            console.print(
+                f"scheduler started (pid {os.getpid()}); tasks: {tasks}\n"
+                f"runs are logged to {ndjson.log_path(settings.home, 'scheduler')}; "
+                "SIGTERM or Ctrl-C stops it",
+                highlight=False,
+                soft_wrap=True,
+            )
             scheduler.run_forever()
         finally:
             abandoned = scheduler.shutdown(settings.scheduler_shutdown_seconds)
-            if pidfile:
-                control.remove_pid(settings)
-        if abandoned:
-            console.print(f"stopped; runs abandoned: {abandoned}")
+    if abandoned:
+        console.print(f"stopped; runs abandoned: {abandoned}")
 
 
 @app.command()
 def start(as_json: bool = JsonOption) -> None:
-    """Start the scheduler as a background daemon (PID file <home>/run/scheduler.pid)."""
-    settings = load_settings()
+    """Resume if paused, and start this home's scheduler unless one runs (under `echopilot
+    up`, up starts it); waits until it runs."""
     with runtime() as rt:
-        build(settings)  # a bad schedule stops here, with exit code 2
-        result = control.start(settings)
-        if result.started:
-            with write_session(rt.sessions) as session:
-                audit.record(
-                    session, actor="cli", action="scheduler.start", details={"pid": result.pid}
-                )
-    output(vars(result), as_json, lambda r: console.print(r["message"]))
+        build(rt.settings)  # a bad schedule stops here, with exit code 2
+        result = control.start(rt, actor="cli")
+        with write_session(rt.sessions) as session:
+            audit.record(
+                session,
+                actor="cli",
+                action="scheduler.start",
+                details={"pid": result.pid, "started": result.started, "result": result.message},
+            )
+    output(vars(result), as_json, lambda r: console.print(r["message"], highlight=False))
 
 
 @app.command()
@@ -73,10 +87,18 @@ def stop(
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds to wait.")] = 30,
     as_json: bool = JsonOption,
 ) -> None:
-    """Stop the daemon started by `scheduler start` (SIGTERM to its PID only)."""
-    settings = load_settings()
-    result = control.stop(settings, timeout=timeout)
-    output(vars(result), as_json, lambda r: console.print(r["message"]))
+    """Stop this home's scheduler, whoever started it (SIGTERM to the pid in its lock file
+    only); `echopilot up` does not restart it until `scheduler start`."""
+    # Stopped first: the audit record must not stand between the user and the stop.
+    result = control.stop(load_settings(), timeout=timeout)
+    with runtime() as rt, write_session(rt.sessions) as session:
+        audit.record(
+            session,
+            actor="cli",
+            action="scheduler.stop",
+            details={"pid": result.pid, "stopped": result.stopped, "result": result.message},
+        )
+    output(vars(result), as_json, lambda r: console.print(r["message"], highlight=False))
     if result.pid is not None and not result.stopped:
         raise typer.Exit(EXIT_FAILED)
 
@@ -102,17 +124,38 @@ def _print_status(data: dict[str, Any]) -> None:
         )
     elif data["heartbeat_age_s"] is not None:
         console.print(f"last heartbeat {data['heartbeat_age_s']}s ago", highlight=False)
-    table = Table("task", "schedule", "last run", "result", "next run")
+    if data["daemon_pid"] is not None:
+        console.print(f"this home's scheduler: pid {data['daemon_pid']}", highlight=False)
+    elif data["stopped_by_cli"]:
+        console.print(
+            "this home's scheduler: stopped by `echopilot scheduler stop` "
+            "(`echopilot scheduler start` starts it again)",
+            highlight=False,
+        )
+    else:
+        console.print("this home's scheduler: none", highlight=False)
+    # Fits 80 columns: times without their year, a long schedule ends in an ellipsis.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("task", no_wrap=True)
+    table.add_column("schedule", no_wrap=True, overflow="ellipsis", max_width=18)
+    table.add_column("last run (UTC)", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("next run (UTC)", no_wrap=True)
     for row in data["schedule"]:
         last = row["last_run"] or {}
         table.add_row(
             row["task"],
             row["schedule"],
-            (last.get("started_at") or "never")[:19],
+            _short_time(last.get("started_at")) or "never",
             last.get("status", ""),
-            (row["next_run"] or "off")[:19],
+            _short_time(row["next_run"]) or "off",
         )
     console.print(table)
+
+
+def _short_time(iso: str | None) -> str | None:
+    """2026-12-03T14:05:33.120+00:00 -> 12-03 14:05:33."""
+    return iso[5:19].replace("T", " ") if iso else None
 
 
 def retention_command(

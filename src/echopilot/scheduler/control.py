@@ -1,17 +1,28 @@
-"""Controlling scheduler processes: the PID file, start, stop, and status.
+"""Which processes run for a home, and controlling its scheduler: start, stop, status.
 
-`scheduler start` launches `scheduler run --pidfile` detached; the PID file names that one
-daemon, and `stop` signals that PID only (never processes found by name). A PID file whose
-process is gone, or is no EchoPilot scheduler, is stale and replaced.
+One home (ECHOPILOT_HOME) runs at most one `echopilot up` and one scheduler. Each holds an
+exclusive flock on its file under `<home>/run/` (`up.pid`, `scheduler.pid`, holding its pid)
+for its whole life. The kernel drops the lock when the process dies, even by SIGKILL, so a
+leftover file never blocks anything: readers test the lock, never trust the file alone.
+
+`scheduler start|stop|status` act on whichever scheduler holds this home's lock, whether
+`scheduler start`, `echopilot up`, systemd or a person started it. `stop` leaves a marker
+(`<home>/run/scheduler.stopped`) that tells a running `up` not to restart its scheduler;
+`start` removes it, and `up` then starts its scheduler at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,93 +32,272 @@ from echopilot.clock import utcnow
 from echopilot.config import Settings
 from echopilot.db.engine import read_session
 from echopilot.db.models import ScheduleRun
-from echopilot.errors import ConflictError
+from echopilot.errors import AlreadyRunningError, ConflictError
 from echopilot.runtime import Runtime
 from echopilot.scheduler import store
 from echopilot.scheduler.table import build
 
 START_WAIT_SECONDS = 15.0
+# A lock taken only to test it (LOCK_SH) is held for microseconds; an owner that meets one
+# retries this long before it concludes that another owner holds the lock.
+ACQUIRE_RETRY_SECONDS = 1.0
+POLL_SECONDS = 0.05
 
 
 def pid_path(settings: Settings) -> Path:
     return settings.home / "run" / "scheduler.pid"
 
 
-def _is_scheduler(pid: int) -> bool:
+def up_pid_path(settings: Settings) -> Path:
+    return settings.home / "run" / "up.pid"
+
+
+def stopped_marker(settings: Settings) -> Path:
+    """Present while this home's scheduler was stopped with `scheduler stop`."""
+    return settings.home / "run" / "scheduler.stopped"
+
+
+# -- the lock files -------------------------------------------------------------------
+
+
+class PidLock:
+    """An exclusive flock on `path` (which holds our pid), released when closed or at exit.
+
+    Opened by Python, the file is not inherited by child processes, so the task processes
+    and the fork server never keep a lock alive after its owner died."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, path: Path, refusal: Callable[[str], str]) -> PidLock:
+        """Take the lock or raise AlreadyRunningError(refusal(holder's pid))."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + ACQUIRE_RETRY_SECONDS
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            if _try_lock(fd, fcntl.LOCK_EX):
+                if _same_file(fd, path):
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                    return cls(path, fd)
+                os.close(fd)  # its owner removed the file meanwhile: lock the new one
+                continue
+            holder = _exclusive_holder(fd)
+            os.close(fd)
+            if holder is not None:
+                raise AlreadyRunningError(refusal(str(holder)))
+            if time.monotonic() >= deadline:
+                raise AlreadyRunningError(refusal("unknown"))
+            time.sleep(0.01)
+
+    def release(self) -> None:
+        """Remove the file while still holding the lock, then drop it; whoever opened the
+        old file before it went notices that it is no longer at `path` and retries."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            if _same_file(self._fd, self.path):
+                self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> PidLock:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
+def _try_lock(fd: int, kind: int) -> bool:
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    return True
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = path.stat()
+    except FileNotFoundError:
         return False
-    words = [w.decode(errors="replace") for w in cmdline]
-    return any("echopilot" in w for w in words) and "scheduler" in words
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
-def read_pid(settings: Settings) -> int | None:
-    """The daemon's PID if the PID file names a live scheduler, else None."""
-    try:
-        pid = int(pid_path(settings).read_text().strip())
-    except (OSError, ValueError):
+def _exclusive_holder(fd: int) -> int | None:
+    """The pid in the file when an exclusive lock is held on it, else None. A shared lock
+    succeeds unless an exclusive one is held, and is dropped again at once."""
+    if _try_lock(fd, fcntl.LOCK_SH):
+        fcntl.flock(fd, fcntl.LOCK_UN)
         return None
-    return pid if _is_scheduler(pid) else None
+    # The owner writes its pid just after locking; give it that moment.
+    for _ in range(50):
+        try:
+            return int(os.pread(fd, 32, 0).decode().strip())
+        except ValueError:
+            time.sleep(0.01)
+    return None
 
 
-def write_pid(settings: Settings) -> None:
-    """Claim the PID file for this process; refuse when a live scheduler holds it."""
+def lock_holder(path: Path) -> int | None:
+    """The pid of the process that holds the lock on `path`, or None when nobody does (the
+    file is missing, or left over by a process that died)."""
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            holder = _exclusive_holder(fd)
+            if _same_file(fd, path) or holder is not None:
+                return holder
+        finally:
+            os.close(fd)
+    return None  # replaced three times in a row: its owners come and go
+
+
+def scheduler_pid(settings: Settings) -> int | None:
+    """The pid of this home's scheduler, whoever started it; None when none runs."""
+    return lock_holder(pid_path(settings))
+
+
+def up_pid(settings: Settings) -> int | None:
+    """The pid of the `echopilot up` running on this home, or None."""
+    return lock_holder(up_pid_path(settings))
+
+
+def hold_scheduler_lock(settings: Settings) -> PidLock:
+    """For `scheduler run`, whoever started it: one scheduler per home."""
     path = pid_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    holder = read_pid(settings)
-    if holder is not None and holder != os.getpid():
-        raise ConflictError(f"a scheduler already runs (pid {holder}, {path})")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{os.getpid()}\n")
-    tmp.replace(path)
+    return PidLock.acquire(
+        path,
+        lambda pid: (
+            f"a scheduler already runs on this home (pid {pid}, {path}); "
+            "`echopilot scheduler stop` stops it"
+        ),
+    )
 
 
-def remove_pid(settings: Settings) -> None:
-    path = pid_path(settings)
-    try:
-        if int(path.read_text().strip()) == os.getpid():
-            path.unlink()
-    except (OSError, ValueError):
-        pass
+def hold_up_lock(settings: Settings) -> PidLock:
+    """For `echopilot up`: one per home."""
+    home = settings.home.resolve()
+    return PidLock.acquire(
+        up_pid_path(settings),
+        lambda pid: (
+            f"EchoPilot already runs on this home (pid {pid}, {home}); stop it first "
+            f"(Ctrl-C in its terminal, or kill -TERM {pid}) or set another ECHOPILOT_HOME"
+        ),
+    )
+
+
+# -- start ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class StartResult:
-    started: bool
-    pid: int
+    started: bool  # a scheduler was started (as a daemon, or by `echopilot up`)
+    pid: int | None
     message: str
+    resumed: bool = False  # the pause flag was set and is now cleared
+    by: str | None = None  # "daemon" | "up" when started
 
 
-def start(settings: Settings, env: dict[str, str] | None = None) -> StartResult:
-    """Launch a detached scheduler daemon unless one already runs."""
-    holder = read_pid(settings)
+def start(
+    runtime: Runtime, *, actor: str, launch: bool = True, env: dict[str, str] | None = None
+) -> StartResult:
+    """Resume if paused, then make sure this home's scheduler runs: the one that holds the
+    lock, else the one `echopilot up` starts once the stop marker is gone, else a detached
+    daemon. Return once it is registered and beating (so a status says running), or after
+    START_WAIT_SECONDS. With `launch` False it only resumes."""
+    settings = runtime.settings
+    resumed = store.set_paused(runtime.sessions, False, actor)
+    resumed_note = "; resumed" if resumed else ""
+    if launch:
+        # Wanted running from now on, even if a `stop` timed out and it is still there.
+        stopped_marker(settings).unlink(missing_ok=True)
+    holder = scheduler_pid(settings)
     if holder is not None:
-        return StartResult(False, holder, f"a scheduler already runs (pid {holder})")
+        return StartResult(
+            False, holder, f"scheduler already running (pid {holder}){resumed_note}", resumed
+        )
+    if not launch:
+        return StartResult(False, None, "no scheduler runs on this home", resumed)
+    supervisor = up_pid(settings)
+    if supervisor is not None:
+        pid = _wait_running(runtime, None)
+        if pid is None:
+            raise ConflictError(
+                f"echopilot up (pid {supervisor}) did not start its scheduler within "
+                f"{START_WAIT_SECONDS:.0f}s; see {settings.home / 'logs' / 'up.log'}"
+            )
+        message = f"scheduler started by echopilot up (pid {supervisor}): pid {pid}"
+        return StartResult(True, pid, message + resumed_note, resumed, "up")
+    process = _launch_daemon(settings, env)
+    pid = _wait_running(runtime, process)
+    if pid is None:
+        return StartResult(
+            True,
+            process.pid,
+            f"scheduler starting (pid {process.pid}); not beating yet after "
+            f"{START_WAIT_SECONDS:.0f}s{resumed_note}",
+            resumed,
+            "daemon",
+        )
+    if pid != process.pid:  # another one took the lock first; ours refused and exited
+        return StartResult(False, pid, f"scheduler already running (pid {pid})", resumed)
+    return StartResult(True, pid, f"scheduler started (pid {pid}){resumed_note}", resumed, "daemon")
+
+
+def _launch_daemon(settings: Settings, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    out = (logs / "scheduler.out").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "echopilot", "scheduler", "run", "--pidfile"],
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env=env,
-        close_fds=True,
-    )
-    out.close()
+    with (logs / "scheduler.out").open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "echopilot", "scheduler", "run"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            close_fds=True,
+        )
+    # Whoever launched it (a long-lived API server) must reap it when it ends, or it stays
+    # a zombie. The thread owns waiting: others read `returncode`, which it sets.
+    threading.Thread(target=process.wait, name="reap-scheduler", daemon=True).start()
+    return process
+
+
+def _wait_running(runtime: Runtime, process: subprocess.Popen[bytes] | None) -> int | None:
+    """Wait until this home's scheduler holds its lock and its instance row beats; return
+    its pid (None on timeout). Raise ConflictError when `process` exits first with nobody
+    holding the lock."""
+    settings = runtime.settings
     deadline = time.monotonic() + START_WAIT_SECONDS
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        pid = scheduler_pid(settings)
+        if pid is not None and _registered(runtime, pid):
+            return pid
+        if process is not None and process.returncode is not None and pid is None:
             raise ConflictError(
                 f"the scheduler exited at start (code {process.returncode}); "
-                f"see {logs / 'scheduler.out'}"
+                f"see {settings.home / 'logs' / 'scheduler.out'}"
             )
-        if read_pid(settings) == process.pid:
-            return StartResult(True, process.pid, f"scheduler started (pid {process.pid})")
-        time.sleep(0.1)
-    return StartResult(True, process.pid, f"scheduler starting (pid {process.pid})")
+        time.sleep(POLL_SECONDS)
+    return None
+
+
+def _registered(runtime: Runtime, pid: int) -> bool:
+    stale_after = timedelta(seconds=runtime.settings.scheduler_stale_seconds)
+    with read_session(runtime.sessions) as session:
+        return store.live_instance(session, store.HOST, pid, utcnow(), stale_after) is not None
+
+
+# -- stop -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -118,21 +308,23 @@ class StopResult:
 
 
 def stop(settings: Settings, timeout: float = 30.0) -> StopResult:
-    """SIGTERM the PID file's scheduler and wait for it to exit."""
-    pid = read_pid(settings)
+    """Stop this home's scheduler, whoever started it: leave the stop marker (so that a
+    running `up` does not restart it), SIGTERM the lock holder's pid (never processes found
+    by name), and wait until it has let go of the lock."""
+    marker = stopped_marker(settings)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"stopped by `echopilot scheduler stop` at {utcnow().isoformat()}\n")
+    pid = scheduler_pid(settings)
     if pid is None:
-        try:
-            pid_path(settings).unlink()
-            return StopResult(False, None, "no scheduler running (removed a stale PID file)")
-        except FileNotFoundError:
-            return StopResult(False, None, "no scheduler running")
-    os.kill(pid, signal.SIGTERM)
+        return StopResult(False, None, "no scheduler running on this home")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
-            pid_path(settings).unlink(missing_ok=True)
+        # It lets go of the lock once its records are closed, then the process ends.
+        if scheduler_pid(settings) != pid and not _alive(pid):
             return StopResult(True, pid, f"scheduler (pid {pid}) stopped")
-        time.sleep(0.1)
+        time.sleep(POLL_SECONDS)
     return StopResult(False, pid, f"scheduler (pid {pid}) did not stop within {timeout:.0f}s")
 
 
@@ -141,19 +333,27 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie child of ours counts as gone.
+    except PermissionError:
+        return True
+    # Ended but not yet reaped by its parent (`up`, the server that launched it): gone.
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return False
     return state != "Z"
 
 
+# -- status ---------------------------------------------------------------------------
+
+
 def status(runtime: Runtime, now: datetime | None = None) -> dict[str, Any]:
     """The automations status (shape in DESIGN.md: running, paused, pid, host,
-    heartbeat_age_s, schedule)."""
+    heartbeat_age_s, schedule). `running` means a live scheduler instance beats somewhere on
+    this database; `daemon_pid` is this home's scheduler (from its lock), whoever started it.
+    """
     now = now or utcnow()
     table = build(runtime.settings)
+    local = scheduler_pid(runtime.settings)
     with read_session(runtime.sessions) as session:
         stale_after = timedelta(seconds=runtime.settings.scheduler_stale_seconds)
         live = store.live_instances(session, now, stale_after)
@@ -172,6 +372,8 @@ def status(runtime: Runtime, now: datetime | None = None) -> dict[str, Any]:
                     "last_run": None if last is None else run_dict(last),
                 }
             )
+    # This home's scheduler first, when it beats: it is the one `scheduler stop` acts on.
+    live.sort(key=lambda i: not (i.host == store.HOST and i.pid == local))
     first = live[0] if live else None
     return {
         "running": bool(live),
@@ -189,7 +391,8 @@ def status(runtime: Runtime, now: datetime | None = None) -> dict[str, Any]:
         ],
         "uptime_s": round((now - first.started_at).total_seconds()) if first else None,
         "heartbeat_age_s": round((now - newest).total_seconds(), 1) if newest else None,
-        "daemon_pid": read_pid(runtime.settings),
+        "daemon_pid": local,
+        "stopped_by_cli": stopped_marker(runtime.settings).exists(),
         "schedule": rows,
     }
 

@@ -8,7 +8,9 @@ Rules (see docs/scheduler.md):
 - Tasks scheduled hourly or less often keep a 55-minute floor between started runs
   (startup runs included), read from the database, so a restart never runs one twice.
 - A slot that comes while the previous run still runs is skipped and the run is flagged
-  as drifting, never overlapped.
+  as drifting, never overlapped; unless that run's scheduler is dead: a process on this
+  host that is gone, or one silent for the stale time. Then the run is abandoned and the
+  slot runs. A silent owner not yet stale is waited for, and the skip says so.
 - Paused (a flag in the database) means no new claims.
 Time comes from `clock`, so tests drive the loop with `tick(now)`.
 """
@@ -24,11 +26,13 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from echopilot import ndjson
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session
+from echopilot.db.models import SchedulerInstance, ScheduleRun
 from echopilot.errors import ConflictError
 from echopilot.runtime import Runtime
 from echopilot.scheduler import store
@@ -43,6 +47,8 @@ DEBOUNCE_APPLIES_FROM = timedelta(hours=1)
 # A run starting this late after its slot is a catch-up, not an on-time run.
 ON_TIME = timedelta(seconds=5)
 HEARTBEAT_EVERY = timedelta(seconds=2)
+# An owner whose heartbeat is this old has missed about three beats: something is wrong.
+SILENT_AFTER = 3 * HEARTBEAT_EVERY
 ABANDON_CHECK_EVERY = timedelta(seconds=5)
 PING_EVERY = timedelta(minutes=1)
 MAX_SLEEP_SECONDS = 1.0
@@ -209,19 +215,21 @@ class Scheduler:
         name = entry.name
         with read_session(self.runtime.sessions) as session:
             running = store.running_run(session, name)
+            owner = (
+                store.instance(session, running.scheduler_id)
+                if running is not None and running.scheduler_id
+                else None
+            )
             previous = (
                 store.last_started(session, name, include_manual=False)
                 if interval >= DEBOUNCE_APPLIES_FROM
                 else None
             )
         if running is not None:
-            store.flag(
-                self.runtime.sessions,
-                running.id,
-                f"drift: still running when slot {slot.isoformat()} came",
-            )
-            self._skip(name, slot, now, trigger, f"previous run {running.id} still running (drift)")
-            return False
+            blocked = self._blocked_by(running, owner, slot, now)
+            if blocked is not None:
+                self._skip(name, slot, now, trigger, blocked)
+                return False
         if previous is not None and now - previous.started_at < DEBOUNCE:
             self._skip(
                 name,
@@ -233,6 +241,11 @@ class Scheduler:
             return False
         # The claim's own time, not the tick's: a slow tick must not hide lateness.
         claimed_at = max(now, self.clock())
+        if trigger == "scheduled" and claimed_at - slot > ON_TIME:
+            trigger = "catchup"
+            if entry.catchup == "skip":
+                self._skip(name, slot, now, trigger, "started late; catch-up policy is skip")
+                return False
         claimed = store.claim(
             self.runtime.sessions,
             task=name,
@@ -245,6 +258,65 @@ class Scheduler:
             return False  # another scheduler has this slot
         self._launch(entry, claimed, claimed_at)
         return True
+
+    def _blocked_by(
+        self,
+        running: ScheduleRun,
+        owner: SchedulerInstance | None,
+        slot: datetime,
+        now: datetime,
+    ) -> str | None:
+        """Why the task's `running` run keeps `slot` from starting (the skip's note); None
+        when its owner turned out dead and the run was abandoned here."""
+        if owner is not None and owner.id != self.instance_id:
+            if owner.host == store.HOST and _process_gone(owner.pid):
+                self._close_dead(owner, now)
+                return None
+            silent = now - owner.heartbeat_at
+            if owner.stopped_at is not None or silent >= self._stale_after:
+                if running.id in self._abandon_orphans(now):
+                    return None
+            elif silent > SILENT_AFTER:
+                return (
+                    f"owner scheduler {owner.id} silent for {silent.total_seconds():.0f} s; "
+                    "waiting for the stale time (ECHOPILOT_SCHEDULER_STALE_SECONDS="
+                    f"{self._stale_after.total_seconds():g}) before reclaiming"
+                )
+        store.flag(
+            self.runtime.sessions,
+            running.id,
+            f"drift: still running when slot {slot.isoformat()} came",
+        )
+        return f"previous run {running.id} still running (drift)"
+
+    def _close_dead(self, owner: SchedulerInstance, now: datetime) -> None:
+        """`owner` ran on this host and its process is gone: close its records now rather
+        than after the stale time."""
+        reason = f"its scheduler (pid {owner.pid}) died before the run finished"
+        for run_id in store.close_dead_scheduler(
+            self.runtime.sessions, now=now, reason=reason, instance_id=owner.id
+        ):
+            self._log_abandoned(run_id, now, reason)
+
+    def _abandon_orphans(self, now: datetime) -> list[int]:
+        abandoned = store.abandon_orphaned_runs(
+            self.runtime.sessions, now, self._timeouts(), self._stale_after
+        )
+        for run_id in abandoned:
+            self._log_abandoned(run_id, now, "its scheduler stopped before the run finished")
+        return abandoned
+
+    def _log_abandoned(self, run_id: int, now: datetime, reason: str) -> None:
+        ndjson.append(
+            self._log,
+            "run_abandoned",
+            now=now,
+            run_id=run_id,
+            status="abandoned",
+            reason=reason,
+            host=store.HOST,
+            pid=os.getpid(),
+        )
 
     def _skip(self, task: str, slot: datetime, now: datetime, trigger: str, reason: str) -> None:
         claimed = store.claim(
@@ -366,18 +438,7 @@ class Scheduler:
                 store.beat(self.runtime.sessions, self.instance_id, now)
             if now >= self._next_abandon_check:
                 self._next_abandon_check = now + ABANDON_CHECK_EVERY
-                for run_id in store.abandon_orphaned_runs(
-                    self.runtime.sessions, now, self._timeouts(), self._stale_after
-                ):
-                    ndjson.append(
-                        self._log,
-                        "run_abandoned",
-                        now=now,
-                        run_id=run_id,
-                        status="abandoned",
-                        host=store.HOST,
-                        pid=os.getpid(),
-                    )
+                self._abandon_orphans(now)
             if self.pinger is not None and now >= self._next_ping:
                 self._next_ping = now + PING_EVERY
                 failed, self._failed_since_ping = self._failed_since_ping, False
@@ -401,6 +462,29 @@ class Scheduler:
             return MAX_SLEEP_SECONDS
         wait = (min(due) - now).total_seconds()
         return max(0.0, min(wait, MAX_SLEEP_SECONDS))
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether the scheduler process `pid` of another instance on this host is gone. Our own
+    pid under another instance id was an earlier process's (pids are reused, e.g. after a
+    reboot)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # it exists, under another user
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return False  # nothing more to learn here: alive
+    try:
+        cmdline = (proc / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return True
+    # A zombie's command line is empty; a reused pid's names another program.
+    return b"echopilot" not in cmdline
 
 
 def _jsonable(summary: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -3,14 +3,25 @@
 Each run executes in a child process from a fork server (forked from a clean,
 single-threaded process with EchoPilot preloaded, so a start costs milliseconds). A run
 that outlives its timeout is terminated, then killed: a stuck task never keeps running
-in the background. `InlineRunner` runs tasks in the calling thread, for tests that
-control time.
+in the background.
+
+A task process leads its own process group, so stopping it stops whatever it started too,
+and dies with the fork server (Linux: a parent-death signal). The fork server exits when
+no process holds its keep-alive pipe any more; task processes inherit that pipe and let go
+of it at once, so the scheduler alone keeps the fork server alive: a scheduler killed
+outright leaves no task running unsupervised.
+`InlineRunner` runs tasks in the calling thread, for tests that control time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib.util
 import multiprocessing
+import multiprocessing.forkserver
+import os
+import signal
 import sys
 import threading
 import time
@@ -24,7 +35,10 @@ from echopilot.config import Settings
 from echopilot.runtime import Runtime
 from echopilot.scheduler.tasks import TaskContext, registry
 
-KILL_GRACE_SECONDS = 3.0
+# Between SIGTERM and SIGKILL to a task's process group. Short: a scheduler's shutdown must
+# fit inside `echopilot up`'s own stop budget.
+KILL_GRACE_SECONDS = 1.5
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,7 @@ class Runner(Protocol):
 def _child(
     settings: Settings, task: str, slot: datetime, now: datetime, trigger: str, conn: Connection
 ) -> None:
+    _die_with_parent()
     runtime = Runtime(settings, pool_size=2)
     try:
         func = registry(settings.task_module_list)[task].func
@@ -57,6 +72,36 @@ def _child(
     finally:
         runtime.close()
         conn.close()
+
+
+def _die_with_parent() -> None:
+    """Lead a process group of our own and get SIGKILL when the fork server (our parent)
+    dies; exit at once if it died before the signal was armed."""
+    parent = os.getppid()
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    _set_parent_death_signal(signal.SIGKILL)
+    _release_fork_server()
+    if os.getppid() != parent or parent == 1:
+        os._exit(1)
+
+
+def _release_fork_server() -> None:
+    """Close our copy of the fork server's keep-alive pipe: while any task held it, the
+    fork server (and so the tasks) would outlive a scheduler killed outright."""
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if server is not None and isinstance(fd, int):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None
+
+
+def _set_parent_death_signal(signum: int) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
 class ProcessRunner:
@@ -117,10 +162,18 @@ class ProcessRunner:
         child.join(60)
 
     def stop_all(self) -> None:
+        """Stop every running task at once (one grace period for all, not one each)."""
         with self._lock:
             children = list(self._children)
         for child in children:
-            _stop(child)
+            _signal_group(child, signal.SIGTERM)
+        deadline = time.monotonic() + KILL_GRACE_SECONDS
+        for child in children:
+            child.join(max(0.0, deadline - time.monotonic()))
+        for child in children:
+            _signal_group(child, signal.SIGKILL)
+        for child in children:
+            child.join(KILL_GRACE_SECONDS)
 
 
 def _main_by_name() -> None:
@@ -137,11 +190,26 @@ def _noop() -> None:
 
 
 def _stop(child: Any) -> None:
-    child.terminate()
+    """SIGTERM the task's process group, then SIGKILL it (which also reaches what the task
+    started and left behind when it exited)."""
+    _signal_group(child, signal.SIGTERM)
     child.join(KILL_GRACE_SECONDS)
-    if child.is_alive():
-        child.kill()
-        child.join(KILL_GRACE_SECONDS)
+    _signal_group(child, signal.SIGKILL)
+    child.join(KILL_GRACE_SECONDS)
+
+
+def _signal_group(child: Any, signum: int) -> None:
+    if child.pid is None:
+        return
+    try:
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:
+        # Not yet in a group of its own (just forked): the process alone, while it lives.
+        if child.exitcode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signum)
+    except PermissionError:
+        pass  # the group is gone and its id belongs to someone else now
 
 
 class InlineRunner:

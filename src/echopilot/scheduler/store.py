@@ -165,6 +165,68 @@ def live_instances(
     )
 
 
+def live_instance(
+    session: Session, host: str, pid: int, now: datetime, stale_after: timedelta
+) -> SchedulerInstance | None:
+    """The live (beating, not stopped) instance of the scheduler process `pid` on `host`."""
+    return session.scalars(
+        select(SchedulerInstance)
+        .where(
+            SchedulerInstance.host == host,
+            SchedulerInstance.pid == pid,
+            SchedulerInstance.stopped_at.is_(None),
+            SchedulerInstance.heartbeat_at >= now - stale_after,
+        )
+        .order_by(SchedulerInstance.heartbeat_at.desc())
+        .limit(1)
+    ).one_or_none()
+
+
+def instance(session: Session, instance_id: str) -> SchedulerInstance | None:
+    return session.get(SchedulerInstance, instance_id)
+
+
+def close_dead_scheduler(
+    sessions: sessionmaker[Session],
+    *,
+    now: datetime,
+    reason: str,
+    host: str = HOST,
+    pid: int | None = None,
+    instance_id: str | None = None,
+) -> list[int]:
+    """Close the records of a scheduler process known to be dead (by its instance id, or
+    its host and pid): mark its instances stopped and its running runs abandoned with
+    `reason` as their error. Return the ids of the runs abandoned."""
+    with write_session(sessions) as session:
+        query = select(SchedulerInstance).where(SchedulerInstance.stopped_at.is_(None))
+        if instance_id is not None:
+            query = query.where(SchedulerInstance.id == instance_id)
+        else:
+            query = query.where(SchedulerInstance.host == host, SchedulerInstance.pid == pid)
+        instances = list(session.scalars(query))
+        for row in instances:
+            row.stopped_at = now
+        ids = [row.id for row in instances] or ([instance_id] if instance_id else [])
+        runs = session.scalars(
+            select(ScheduleRun).where(
+                ScheduleRun.status == "running", ScheduleRun.scheduler_id.in_(ids)
+            )
+        )
+        abandoned = []
+        for run in runs:
+            _abandon(run, now, reason)
+            abandoned.append(run.id)
+        return abandoned
+
+
+def _abandon(run: ScheduleRun, now: datetime, reason: str) -> None:
+    run.status = "abandoned"
+    run.finished_at = now
+    run.duration_ms = max(0, int((now - run.started_at).total_seconds() * 1000))
+    run.error = reason
+
+
 def first_start(session: Session) -> datetime | None:
     """When a scheduler first ran on this database: slots before it were never missed."""
     return session.scalar(select(func.min(SchedulerInstance.started_at)))
@@ -208,10 +270,7 @@ def abandon_orphaned_runs(
                 limit = 2 * timeouts.get(run.task, timedelta(minutes=10))
                 if run.started_at > now - limit:
                     continue
-            run.status = "abandoned"
-            run.finished_at = now
-            run.duration_ms = max(0, int((now - run.started_at).total_seconds() * 1000))
-            run.error = "its scheduler stopped before the run finished"
+            _abandon(run, now, "its scheduler stopped before the run finished")
             abandoned.append(run.id)
         return abandoned
 

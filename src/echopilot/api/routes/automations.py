@@ -31,24 +31,30 @@ def automations_status(runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.post("/start", response_model=Envelope[ControlResult])
 def automations_start(runtime: RuntimeDep) -> dict[str, Any]:
-    """Resume a paused scheduler; launch one when none is alive and this server may."""
-    resumed = store.set_paused(runtime.sessions, False, ACTOR)
-    current = control.status(runtime)
-    action = "resumed" if resumed else "already running"
-    if not current["running"]:
-        if runtime.settings.allow_process_control:
-            result = control.start(runtime.settings)
-            action = "started" if result.started else "already running"
-        else:
-            action = "resumed; no scheduler is running and process control is off"
+    """Resume if paused, and start this home's scheduler unless one runs (when this server
+    may control processes); answers once it runs, so the status says `running: true`."""
+    allowed = runtime.settings.allow_process_control
+    result = control.start(runtime, actor=ACTOR, launch=allowed)
+    if result.started:
+        action = "started"
+    else:
+        action = "resumed" if result.resumed else "already running"
+        if result.pid is None and not control.status(runtime)["running"]:
+            action += "; no scheduler is running and process control is off"
     with write_session(runtime.sessions) as session:
-        audit.record(session, actor=ACTOR, action="automations.start", details={"result": action})
+        audit.record(
+            session,
+            actor=ACTOR,
+            action="automations.start",
+            details={"result": action, "pid": result.pid},
+        )
     return ok({"action": action, "status": control.status(runtime)})
 
 
 @router.post("/stop", response_model=Envelope[ControlResult])
 def automations_stop(runtime: RuntimeDep) -> dict[str, Any]:
-    """Pause: live schedulers claim no new slots until started again (survives restarts)."""
+    """Pause: every scheduler on this database claims no new slots until started again
+    (survives restarts); no process is stopped (`echopilot scheduler stop` does that)."""
     paused = store.set_paused(runtime.sessions, True, ACTOR)
     action = "paused" if paused else "already paused"
     with write_session(runtime.sessions) as session:
