@@ -201,3 +201,96 @@ def running(settings: Settings, *args: str, env: dict[str, str] | None = None) -
         yield child
     finally:
         child.stop()
+
+
+# Raw HTTP against a real server: what httpx would hide (partial requests, huge heads,
+# how and when the server closes the connection).
+
+
+@dataclass
+class RawAnswer:
+    """What a raw connection received: the bytes, whether the server closed the
+    connection, and the seconds from the first byte sent to the close (or the give-up)."""
+
+    data: bytes
+    closed: bool
+    elapsed: float
+
+    @property
+    def status(self) -> int:
+        line = self.data.split(b"\r\n", 1)[0].split(b" ")
+        return int(line[1]) if len(line) > 1 and line[1].isdigit() else 0
+
+    @property
+    def headers(self) -> dict[str, str]:
+        head = self.data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+        pairs = (line.decode("latin-1").split(":", 1) for line in head if b":" in line)
+        return {name.strip().lower(): value.strip() for name, value in pairs}
+
+    @property
+    def header_names(self) -> list[str]:
+        head = self.data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+        return [line.split(b":", 1)[0].decode("latin-1").lower() for line in head]
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.data.split(b"\r\n\r\n", 1)[1])
+
+
+def raw_exchange(port: int, *parts: bytes, wait: float = 10.0) -> RawAnswer:
+    """Send `parts` on a new connection to 127.0.0.1:`port`, then read until the server
+    closes the connection or `wait` seconds pass. A reset while sending is tolerated (the
+    server may stop reading a request it refuses)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        started = time.monotonic()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for part in parts:
+                sock.sendall(part)
+        return read_until_closed(sock, started, wait)
+
+
+def read_until_closed(sock: socket.socket, started: float, wait: float) -> RawAnswer:
+    data = b""
+    deadline = started + wait
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        except ConnectionResetError:
+            return RawAnswer(data, True, time.monotonic() - started)
+        if not chunk:
+            return RawAnswer(data, True, time.monotonic() - started)
+        data += chunk
+    return RawAnswer(data, False, time.monotonic() - started)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process `pid` (VmRSS in /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def client_at(app: Any, host: str) -> TestClient:
+    """An in-process client with an address of its own (the lock-out counts per address)."""
+    return TestClient(app, client=(host, 50000), raise_server_exceptions=False)
+
+
+@contextlib.contextmanager
+def running_together(
+    settings: Settings, *specs: tuple[tuple[str, ...], dict[str, str] | None]
+) -> Iterator[list[Child]]:
+    """Several children, each (args, env), started at once; all answer /health in the
+    block, then all are stopped."""
+    children = [start_child(settings, *args, env=env) for args, env in specs]
+    try:
+        for child in children:
+            child.wait_healthy()
+        yield children
+    finally:
+        for child in children:
+            child.stop()

@@ -40,7 +40,9 @@ EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 10}
 @pytest.fixture
 def api_schema(make_runtime: Callable[..., Runtime]) -> Any:
     rt = make_runtime(ai_provider="offline", allow_process_control=False)
-    loaded = schemathesis.openapi.from_asgi("/openapi.json", create_app(rt, TEST_KEY))
+    loaded = schemathesis.openapi.from_asgi(
+        "/openapi.json", create_app(rt, TEST_KEY), headers={"X-Dash-Key": TEST_KEY}
+    )
     for method, path in EXCLUDED:
         loaded = loaded.exclude(method=method, path=path)
     return loaded

@@ -1,4 +1,7 @@
-"""Dependencies shared by the routes, as Annotated aliases."""
+"""Dependencies shared by the routes, as Annotated aliases.
+
+The dashboard key is no dependency: EdgeMiddleware checks it before the body is read
+(api/middleware.py), for every path under /api/ and /metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from echopilot.api.auth import KeyGuard, presented_key
 from echopilot.runtime import Runtime
 
 
@@ -22,12 +24,6 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     runtime: Runtime = request.app.state.runtime
     with runtime.sessions() as session:  # connects lazily, in the route's thread
         yield session
-
-
-async def require_key(request: Request) -> None:
-    guard: KeyGuard = request.app.state.key_guard
-    client = request.client.host if request.client else "unknown"
-    guard.check(client, presented_key(request))
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -1,5 +1,9 @@
-"""One ASGI middleware at the edge: request ids, security headers, the request-size limit,
-and the 500 answer.
+"""One ASGI middleware at the edge: request ids, security headers, `Cache-Control:
+no-store`, the dashboard key, the request-size limit, and the 500 answer.
+
+The key is checked here, for /api/ and /metrics, before the body is read or its size
+checked: a request without the key gets 401 (and counts as a failed attempt) whatever its
+body, and never makes the server read or parse that body.
 
 Unhandled errors are answered here rather than in an app exception handler: Starlette runs
 those outside every middleware, so their answers would lack the headers and the request id.
@@ -13,7 +17,10 @@ import uuid
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from echopilot.api.auth import AuthError, KeyGuard, presented_key
 
 log = logging.getLogger("echopilot.api")
 
@@ -30,12 +37,30 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
+# API answers and pages are never cached (they carry jobs and figures); /static/ files,
+# the chart library among them, keep their own caching.
+NO_STORE = (b"cache-control", b"no-store")
+CACHED_PREFIX = "/static/"
+AUTH_CODES = {401: "unauthorized", 429: "rate_limited"}
+
+
+def is_protected(path: str) -> bool:
+    """Whether `path` needs the dashboard key: everything under /api/, /metrics, and the
+    schema (/openapi.json maps every route)."""
+    return (
+        path.startswith("/api/")
+        or path in ("/api", "/metrics", "/openapi.json")
+        or path.startswith("/metrics/")
+    )
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, key_guard: KeyGuard | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.key_guard = key_guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,14 +69,43 @@ class EdgeMiddleware:
         request_id = uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
         extra = [*SECURITY_HEADERS, (b"x-request-id", request_id.encode())]
+        path: str = scope.get("path", "")
+        no_store = not path.startswith(CACHED_PREFIX)
         started = False
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                if no_store and not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append(NO_STORE)
+                message["headers"] = [*headers, *extra]
             await send(message)
+
+        if self.key_guard is not None and is_protected(path):
+            client = scope.get("client")
+            try:
+                await self.key_guard.check(
+                    client[0] if client else "unknown",
+                    presented_key(scope.get("headers", [])),
+                    method=scope.get("method", "GET"),
+                    path=path,
+                )
+            except AuthError as exc:
+                if exc.status == 401:
+                    headers = [(b"www-authenticate", b"Bearer")]
+                else:
+                    headers = [(b"retry-after", str(exc.retry_after or 1).encode())]
+                await self._error(
+                    send_with_headers,
+                    exc.status,
+                    AUTH_CODES[exc.status],
+                    exc.message,
+                    request_id,
+                    headers=headers,
+                )
+                return
 
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
@@ -78,6 +132,10 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_with_headers)
+        except ClientDisconnect:
+            # The client went away (or the server cut it off: too slow) mid-body; nobody
+            # is left to answer.
+            log.info("client gone before its request was read (request %s)", request_id)
         except Exception:
             log.exception(
                 "unhandled error in %s %s (request %s)",
@@ -96,7 +154,15 @@ class EdgeMiddleware:
             )
 
     @staticmethod
-    async def _error(send: Any, status: int, code: str, message: str, request_id: str) -> None:
+    async def _error(
+        send: Any,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str,
+        *,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         body = json.dumps(
             {
                 "ok": False,
@@ -111,6 +177,7 @@ class EdgeMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    *(headers or []),
                 ],
             }
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -15,8 +16,11 @@ def banner(settings: Settings, key: keys.DashboardKey, host: str, port: int) -> 
     """What a user needs to get in; the key itself only when it was just generated."""
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     typer.echo(f"EchoPilot dashboard: http://{shown_host}:{port}/dashboard")
-    if key.generated:
+    if key.generated and sys.stdout.isatty():
         typer.echo(f"New dashboard key (shown once, kept in {key.source}): {key.value}")
+    elif key.generated:
+        # Output that goes to a file or a pipe is kept and shared: never put the key there.
+        typer.echo(f"New dashboard key generated into {key.source} (mode 0600); read it there")
     else:
         typer.echo(f"Dashboard key: in {key.source}")
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -40,6 +44,7 @@ def serve(
     import uvicorn
 
     from echopilot.api.app import create_app
+    from echopilot.api.server import uvicorn_options
 
     with runtime("api", console_logs=True, pool_size=20) as rt:
         settings = rt.settings
@@ -49,11 +54,9 @@ def serve(
             banner(settings, key, bind_host, bind_port)
         processes = workers or settings.api_workers
         options: dict[str, Any] = {
+            **uvicorn_options(settings),
             "host": bind_host,
             "port": bind_port,
-            "log_config": None,
-            "access_log": False,
-            "timeout_graceful_shutdown": 5,
         }
         if processes == 1:
             uvicorn.run(create_app(rt, key.value), **options)
