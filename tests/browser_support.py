@@ -8,6 +8,7 @@ skipped with the reason, unless ECHOPILOT_TEST_REQUIRE_BROWSER=1 makes them mand
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -39,6 +40,11 @@ CHROMIUM_ARGS = [
 # Settings a developer's shell may hold that must not reach the served app.
 FOREIGN_ENV = ("ECHOPILOT_", "OPENAI_", "SCHED_", "DASHBOARD_KEY", "SMTP_", "STRIPE_", "NOTION_")
 RESULTS = Path(__file__).resolve().parents[1] / "test-results"
+CHARTS = ("chart-jobs", "chart-qa", "chart-money", "chart-latency")
+WIDE = {"width": 1440, "height": 900}
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+TIMEOUT_MS = 20_000
 
 
 def browser_missing() -> str | None:
@@ -201,3 +207,88 @@ class PageWatch:
         assert self.foreign_urls(netloc) == [], "requests to other hosts"
         assert self.console_errors() == [], "console errors"
         assert self.page_errors == [], "uncaught page errors"
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (never a browser it downloads)."""
+    from playwright.sync_api import expect as playwright_expect
+    from playwright.sync_api import sync_playwright
+
+    playwright_expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def open_page(
+    browser: Any, server: Server, watch: PageWatch, viewport: dict[str, int] | None = None
+) -> Iterator[Any]:
+    """A fresh tab (own sessionStorage) on the app, with every request and log recorded."""
+    context = browser.new_context(viewport=viewport or WIDE, base_url=server.url)
+    try:
+        tab = context.new_page()
+        tab.set_default_timeout(TIMEOUT_MS)
+        watch.attach(tab)
+        yield tab
+    finally:
+        context.close()
+
+
+def expect(target: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)
+
+
+def sign_in(page: Any, key: str = TEST_KEY) -> None:
+    page.goto("/dashboard")
+    expect(page.locator("#login")).to_be_visible()
+    page.fill("#login-key", key)
+    page.click("#login-submit")
+
+
+def signed_in(page: Any) -> None:
+    sign_in(page)
+    expect(page.locator("#dashboard")).to_be_visible()
+    expect(page.locator('[data-kpi="jobs_7d"] .kpi-value')).to_have_text(re.compile(r"^\d"))
+
+
+def wait_for_charts(page: Any) -> None:
+    for chart in CHARTS:
+        page.wait_for_function(
+            "id => { const gd = document.getElementById(id);"
+            " return gd && gd.querySelector('.main-svg') && gd.data && gd.data.length > 0; }",
+            arg=chart,
+        )
+
+
+def filter_jobs(page: Any, status: str) -> Any:
+    """Choose a status filter and wait until the table shows only (some) such jobs."""
+    page.select_option("#jobs-filter", status)
+    rows = page.locator(f'#jobs-body tr[data-status="{status}"]')
+    expect(rows.first).to_be_visible()
+    expect(page.locator(f'#jobs-body tr.clickable:not([data-status="{status}"])')).to_have_count(0)
+    return rows
+
+
+def job_row(page: Any, job_id: int) -> Any:
+    return page.locator(f'#jobs-body tr[data-job-id="{job_id}"]')
+
+
+def save_screenshot(page: Any, tmp_path: Path, name: str, target: Any = None) -> Path:
+    """A screenshot of the page (or of `target`, a locator) in tmp_path and test-results/."""
+    shot = tmp_path / name
+    if target is None:
+        page.screenshot(path=str(shot), full_page=True)
+    else:
+        target.screenshot(path=str(shot))
+    RESULTS.mkdir(exist_ok=True)
+    shutil.copyfile(shot, RESULTS / name)
+    return shot

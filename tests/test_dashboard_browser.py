@@ -9,7 +9,6 @@ test-results/ (git-ignored).
 from __future__ import annotations
 
 import re
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,21 +18,26 @@ import httpx
 import pytest
 
 from tests.browser_support import (
-    CHROMIUM_ARGS,
-    RESULTS,
+    CHARTS,
+    PHONE,
     TEST_KEY,
+    WIDE,
     PageWatch,
     Server,
+    chromium,
+    expect,
+    filter_jobs,
+    job_row,
     offline_settings,
+    open_page,
     require_browser,
+    save_screenshot,
+    sign_in,
+    signed_in,
     start_server,
+    wait_for_charts,
 )
 from tests.conftest import run_cli
-
-CHARTS = ("chart-jobs", "chart-qa", "chart-money", "chart-latency")
-WIDE = {"width": 1440, "height": 900}
-PHONE = {"width": 390, "height": 844}
-TIMEOUT_MS = 20_000
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +53,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser(server: Server) -> Iterator[Any]:
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -68,61 +65,8 @@ def watch() -> PageWatch:
 @pytest.fixture
 def page(browser: Any, server: Server, watch: PageWatch) -> Iterator[Any]:
     """A fresh tab (own sessionStorage) on the app, with every request and log recorded."""
-    context = browser.new_context(viewport=WIDE, base_url=server.url)
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    watch.attach(tab)
-    yield tab
-    context.close()
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
-
-
-def sign_in(page: Any, key: str = TEST_KEY) -> None:
-    page.goto("/dashboard")
-    expect(page.locator("#login")).to_be_visible()
-    page.fill("#login-key", key)
-    page.click("#login-submit")
-
-
-def signed_in(page: Any) -> None:
-    sign_in(page)
-    expect(page.locator("#dashboard")).to_be_visible()
-    expect(page.locator('[data-kpi="jobs_7d"] .kpi-value')).to_have_text(re.compile(r"^\d"))
-
-
-def wait_for_charts(page: Any) -> None:
-    for chart in CHARTS:
-        page.wait_for_function(
-            "id => { const gd = document.getElementById(id);"
-            " return gd && gd.querySelector('.main-svg') && gd.data && gd.data.length > 0; }",
-            arg=chart,
-        )
-
-
-def filter_jobs(page: Any, status: str) -> Any:
-    """Choose a status filter and wait until the table shows only (some) such jobs."""
-    page.select_option("#jobs-filter", status)
-    rows = page.locator(f'#jobs-body tr[data-status="{status}"]')
-    expect(rows.first).to_be_visible()
-    expect(page.locator(f'#jobs-body tr.clickable:not([data-status="{status}"])')).to_have_count(0)
-    return rows
-
-
-def job_row(page: Any, job_id: int) -> Any:
-    return page.locator(f'#jobs-body tr[data-job-id="{job_id}"]')
-
-
-def save_screenshot(page: Any, tmp_path: Path, name: str) -> Path:
-    shot = tmp_path / name
-    page.screenshot(path=str(shot), full_page=True)
-    RESULTS.mkdir(exist_ok=True)
-    shutil.copyfile(shot, RESULTS / name)
-    return shot
+    with open_page(browser, server, watch) as tab:
+        yield tab
 
 
 def test_it_asks_for_the_key_then_shows_kpis_and_health(
