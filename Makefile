@@ -9,12 +9,8 @@ DEVSTAMP := $(VENV)/.installed-dev
 .PHONY: run test lint format bench demo worker clean help start-automations \
 	stop-automations status-automations retention
 
-help:
-	@echo "make run    start EchoPilot: API + dashboard, worker, scheduler (no services needed)"
-	@echo "make test   run the whole test suite"
-	@echo "make lint   ruff check, ruff format --check, mypy"
-	@echo "make bench  run the benchmarks in bench/ and print their figures"
-	@echo "make demo   load 30 days of demo history (remove with: echopilot demo reset)"
+help: ## list the targets
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/make \1\t\2/' | expand -t 28
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,43 +24,43 @@ $(DEVSTAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@ $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) ## start EchoPilot: API + dashboard, worker, scheduler (no services needed)
 	@exec $(EP) up
 
-test: $(DEVSTAMP)
+test: $(DEVSTAMP) ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(DEVSTAMP)
+lint: $(DEVSTAMP) ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-format: $(DEVSTAMP)
+format: $(DEVSTAMP) ## ruff format and ruff check --fix
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: $(STAMP)
+bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/scheduler.py
 
-demo: $(STAMP)
+demo: $(STAMP) ## load 30 days of demo history (remove: echopilot demo reset)
 	$(EP) demo seed
 
-worker: $(STAMP)
+worker: $(STAMP) ## run a worker in the foreground
 	$(EP) worker
 
-start-automations: $(STAMP)
+start-automations: $(STAMP) ## start this home's scheduler (or resume it)
 	$(EP) scheduler start
 
-stop-automations: $(STAMP)
+stop-automations: $(STAMP) ## stop this home's scheduler
 	$(EP) scheduler stop
 
-status-automations: $(STAMP)
+status-automations: $(STAMP) ## the scheduler's state and every task's runs
 	$(EP) scheduler status
 
-retention: $(STAMP)
+retention: $(STAMP) ## prune old report files and operational rows
 	$(EP) retention
 
-clean:
+clean: ## remove .venv and the tool caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -60,6 +60,13 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcomes]:
     small = root / "small.txt"
     small.write_text("from a file", encoding="utf-8")
     missing = root / "no-such-file.txt"
+    binary = root / "photo.jpg"
+    binary.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)))
+    nul = root / "nul.txt"
+    nul.write_bytes(b"a report\x00with a NUL byte")
+    huge = root / "huge.txt"
+    with huge.open("wb") as handle:  # sparse: 67 MB on paper, nothing on disk
+        handle.truncate(67_000_000)
 
     cases: dict[str, tuple[str, ...]] = {
         "valid": submit("valid", "--input", "a real job"),
@@ -69,6 +76,21 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcomes]:
         "negative-qa": submit("negative-qa", "--input", "text", "--qa-target", "-5"),
         "both-inputs": submit("both-inputs", "--input", "inline", "--input-file", str(small)),
         "missing-file": submit("missing-file", "--input-file", str(missing)),
+        "binary-file": submit("binary-file", "--input-file", str(binary)),
+        "folder-file": submit("folder-file", "--input-file", str(root)),
+        "huge-file": submit("huge-file", "--input-file", str(huge)),
+        "nul-input": submit("nul-input", "--input-file", str(nul)),
+        "escape-name": (
+            "jobs",
+            "submit",
+            "--name",
+            "\x1b[31mred",
+            "--type",
+            "summary",
+            "--input",
+            "text",
+        ),
+        "blank-type": submit("blank-type", "--input", "text", task_type=" "),
         "show": ("jobs", "show", "999999"),
         "retry": ("jobs", "retry", "999999"),
         "cancel": ("jobs", "cancel", "999999"),
@@ -146,7 +168,7 @@ def test_it_rejects_input_and_input_file_together(bad: Outcomes) -> None:
 
 def test_it_rejects_a_missing_input_file(bad: Outcomes) -> None:
     line = rejected(bad, "missing-file")
-    assert "input_file" in line
+    assert "input-file" in line
     assert "no-such-file.txt" in line
 
 
@@ -176,3 +198,38 @@ def test_a_bad_setting_makes_a_command_exit_2_naming_the_setting(
     line = rejected(bad, case)
     assert variable in line
     assert value in line, "the message shows the bad value"
+
+
+def test_it_rejects_a_binary_input_file_as_not_utf8_text(bad: Outcomes) -> None:
+    line = rejected(bad, "binary-file")
+    assert line.startswith("error: input-file:"), line
+    assert "not UTF-8 text" in line
+
+
+def test_it_rejects_a_folder_given_as_input_file(bad: Outcomes) -> None:
+    assert "input-file" in rejected(bad, "folder-file")
+
+
+def test_it_rejects_a_file_too_big_by_its_size_before_reading_it(bad: Outcomes) -> None:
+    line = rejected(bad, "huge-file")
+    assert "67,000,000 bytes" in line
+    assert "ECHOPILOT_MAX_INPUT_CHARS" in line
+
+
+def test_it_rejects_an_input_holding_a_nul_character(bad: Outcomes) -> None:
+    line = rejected(bad, "nul-input")
+    assert line.startswith("error: input:"), line
+    assert "NUL" in line
+
+
+def test_it_rejects_a_name_with_control_characters(bad: Outcomes) -> None:
+    result = bad.results["escape-name"]
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: name:"), result.stderr
+    assert "control characters" in result.stderr
+    with bad.rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 1  # only "valid"
+
+
+def test_it_rejects_a_blank_task_type(bad: Outcomes) -> None:
+    assert rejected(bad, "blank-type").startswith("error: task_type:")

@@ -125,23 +125,32 @@ def test_a_job_whose_enqueue_was_lost_is_found_and_run(offline: Runtime) -> None
     assert status_of(offline, job_id) == "done"
 
 
-def test_the_sweep_requeues_a_stuck_job_and_kills_one_out_of_attempts(offline: Runtime) -> None:
+def test_the_sweep_requeues_a_stuck_job_without_using_a_model_attempt(offline: Runtime) -> None:
     from echopilot.jobs.pipeline import claim_job
 
-    again, exhausted = submit(offline, "again"), submit(offline, "exhausted")
+    again, crashing = submit(offline, "again"), submit(offline, "crashing")
+    limit = offline.settings.max_lost_leases
     with offline.sessions.begin() as session:
-        session.get(Job, exhausted).max_attempts = 1  # type: ignore[union-attr]
-    assert claim_job(offline, again) and claim_job(offline, exhausted)
+        # One attempt left for the model, and one worker short of the lost-lease limit.
+        session.get(Job, again).max_attempts = 1  # type: ignore[union-attr]
+        session.get(Job, crashing).lost_leases = limit - 1  # type: ignore[union-attr]
+    assert claim_job(offline, again) and claim_job(offline, crashing)
 
     later = utcnow() + timedelta(seconds=offline.settings.lease_seconds + 1)
     result = sweep(offline, now=later)
 
     assert result.requeued_stuck == [again]
-    assert result.dead_stuck == [exhausted]
-    assert job_of(offline, again)["attempt_log"][0]["status"] == "lost"  # type: ignore[index]
-    assert status_of(offline, again) == "queued"
-    assert status_of(offline, exhausted) == "dead"
+    assert result.dead_stuck == [crashing]
+    requeued = job_of(offline, again)
+    assert requeued["attempt_log"][0]["status"] == "lost"  # type: ignore[index]
+    assert requeued["status"] == "queued"
+    assert requeued["max_attempts"] == 2  # the lost attempt is given back
+    dead = job_of(offline, crashing)
+    assert dead["status"] == "dead"
+    assert "ECHOPILOT_MAX_LOST_LEASES" in dead["error"]  # says which limit it hit
     assert sweep(offline, now=later).requeued_stuck == []  # a second sweep finds nothing
+    assert run_worker(offline, burst=True) == 0
+    assert status_of(offline, again) == "done"
 
 
 @pytest.mark.slow

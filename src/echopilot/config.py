@@ -7,6 +7,7 @@ the CLI turns that into exit code 2.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from decimal import Decimal, InvalidOperation
@@ -47,7 +48,10 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
-        populate_by_name=True,
+        # Only the documented names are read: matching field names too would let HOME,
+        # HOST, PORT or MODEL, which other software sets, steer EchoPilot.
+        validate_by_name=False,
+        validate_by_alias=True,
         frozen=True,
     )
 
@@ -67,6 +71,14 @@ class Settings(BaseSettings):
         validation_alias=_env("ECHOPILOT_QUEUE_URL"),
         description="Huey storage: sqlite:///path (default <home>/queue.db), "
         "redis://host:port/db, or memory:// (one process only, for tests).",
+    )
+    sqlite_busy_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        validation_alias=_env("ECHOPILOT_SQLITE_BUSY_SECONDS"),
+        description="How long a SQLite writer waits for another process's lock before it "
+        "gives up with 'database is locked'.",
     )
     queue_name: str = Field(
         default="echopilot",
@@ -94,6 +106,21 @@ class Settings(BaseSettings):
         validation_alias=_env("DASHBOARD_KEY"),
         description="Key for the API and dashboard (secret). Unset: one is generated into "
         "<home>/dashboard.key (mode 0600) and printed once.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        validation_alias=_env("ECHOPILOT_TRUSTED_PROXIES"),
+        description="Comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto headers are believed; unset: those headers are "
+        "ignored and the client is the connecting address.",
+    )
+    request_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        validation_alias=_env("ECHOPILOT_REQUEST_TIMEOUT_SECONDS"),
+        description="Time a client has to send a whole request (headers and body); slower "
+        "ones get 408 and are disconnected.",
     )
     api_workers: int = Field(
         default=1,
@@ -221,6 +248,14 @@ class Settings(BaseSettings):
         validation_alias=_env("ECHOPILOT_MAX_ATTEMPTS"),
         description="Attempts a job gets before it is dead.",
     )
+    max_lost_leases: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        validation_alias=_env("ECHOPILOT_MAX_LOST_LEASES"),
+        description="Times a job may lose its worker (killed, crashed) before it is dead; "
+        "counted apart from ECHOPILOT_MAX_ATTEMPTS, which counts model failures.",
+    )
     retry_delay_seconds: float = Field(
         default=30.0,
         ge=0,
@@ -337,6 +372,20 @@ class Settings(BaseSettings):
         description="Lowest level written to the logs.",
     )
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for item in (p.strip() for p in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (e.g. 10.0.0.1, 10.0.0.0/8)"
+                ) from None
+        return value
+
     @field_validator("model_prices")
     @classmethod
     def _check_model_prices(cls, value: str | None) -> str | None:
@@ -392,6 +441,10 @@ class Settings(BaseSettings):
             if not pattern or pattern.startswith("/") or ".." in pattern.split("/"):
                 raise ValueError("needs relative glob patterns under reports/, without '..'")
         return value
+
+    @cached_property
+    def trusted_proxy_list(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
     @cached_property
     def retention_pattern_list(self) -> tuple[str, ...]:
@@ -453,10 +506,20 @@ def env_name(field: str) -> str:
     return first
 
 
+def _field_of(name: str) -> str | None:
+    """The field that environment variable (or field) `name` sets, if any."""
+    if name in Settings.model_fields:
+        return name
+    return next((f for f in Settings.model_fields if env_name(f) == name), None)
+
+
 def _describe_error(error: Any) -> str:
     loc = error.get("loc") or ()
-    field = str(loc[0]) if loc else "?"
-    name = env_name(field) if field in Settings.model_fields else field
+    given = str(loc[0]) if loc else "?"
+    # Errors name the variable (their loc is the alias), which must still be mapped back to
+    # the field to know whether the value is a secret.
+    field = _field_of(given) or given
+    name = env_name(field) if field in Settings.model_fields else given
     message = str(error.get("msg", "invalid value"))
     message = message.removeprefix("Value error, ")
     value = error.get("input")
@@ -484,11 +547,17 @@ def _per_task(env_file: Any) -> dict[str, dict[str, str]]:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment and `.env`; raise ConfigError naming a bad one."""
+    """Read settings from the environment and `.env`; raise ConfigError naming a bad one.
+
+    `overrides` name fields (home=..., lease_seconds=...); they win over the environment."""
     for field, values in _per_task(overrides.get("_env_file", ".env")).items():
         overrides.setdefault(field, values)
+    by_alias = {
+        (env_name(key) if key in Settings.model_fields else key): value
+        for key, value in overrides.items()
+    }
     try:
-        return Settings(**overrides)
+        return Settings(**by_alias)
     except ValidationError as exc:
         raise ConfigError(_describe_error(exc.errors()[0])) from None
 

@@ -31,3 +31,12 @@ class NotFoundError(EchoPilotError):
 
 class ConflictError(EchoPilotError):
     """The request is valid but the thing's current state does not allow it."""
+
+
+class AlreadyRunningError(EchoPilotError):
+    """Another process already does this for the same home; the message names it (pid)."""
+
+
+class OperationFailed(EchoPilotError):
+    """An operation could not be done (a service unreachable, a lock held too long); the
+    message says what and what to do. The CLI exits 1."""

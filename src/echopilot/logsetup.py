@@ -13,6 +13,15 @@ from pathlib import Path
 
 import structlog
 
+# A record logged with extra={CONSOLE: False} goes to the log file only (tracebacks of a
+# failed command: the terminal gets one line).
+CONSOLE = "echopilot_console"
+
+
+def _for_console(record: logging.LogRecord) -> bool:
+    return bool(getattr(record, CONSOLE, True))
+
+
 _PRE_CHAIN: list[structlog.types.Processor] = [
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
@@ -57,6 +66,7 @@ def setup(home: Path, component: str, level: str = "info", *, console: bool = Tr
                 ],
             )
         )
+        stream.addFilter(_for_console)
         root.addHandler(stream)
     # Huey logs every task at INFO; that is noise at our level of detail.
     logging.getLogger("huey").setLevel(max(root.level, logging.WARNING))

@@ -1,6 +1,7 @@
 """The figures behind the dashboard's KPI cards and charts, from SQL aggregates.
 
-Revenue is the price of jobs that finished `done` in the window (billed, paid or not); cost
+Revenue is the price of jobs that finished `done` in the window and are billed (paid or not;
+the offline provider's jobs are never billed); cost
 is the model spend of attempts started in the window, failed ones included. The finance
 issue replaces this module with exact daily roll-ups; callers use only `summary()` and
 `daily()`.
@@ -15,7 +16,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Date, case, cast, func, select
+from sqlalchemy import ColumnElement, Date, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from echopilot.clock import utcnow
@@ -24,6 +25,12 @@ from echopilot.jobs.status import Status
 from echopilot.money import cents_to_usd, micros_to_usd
 
 FINISHED = (Status.DONE, Status.NEEDS_REVIEW, Status.DEAD)
+
+
+def billed() -> ColumnElement[bool]:
+    """Jobs whose price is revenue: done and billed (not the offline provider's, which are
+    priced for show only, payment status `na`)."""
+    return and_(Job.status == Status.DONE, Job.payment_status != "na")
 
 
 Number = TypeVar("Number", int, float)
@@ -58,7 +65,7 @@ def summary(session: Session, *, now: datetime | None = None, days: int = 7) -> 
     jobs = session.scalar(select(func.count()).select_from(Job).where(Job.created_at >= since))
     finished = session.execute(
         select(
-            func.coalesce(func.sum(case((Job.status == Status.DONE, Job.price_cents))), 0),
+            func.coalesce(func.sum(case((billed(), Job.price_cents))), 0),
             func.avg(Job.qa_score),
             func.count(),
             func.count(case((Job.status == Status.DEAD, 1))),
@@ -147,7 +154,7 @@ def daily(session: Session, *, days: int = 30, now: datetime | None = None) -> d
     for day, revenue, avg_qa in session.execute(
         select(
             finished_day,
-            func.coalesce(func.sum(case((Job.status == Status.DONE, Job.price_cents))), 0),
+            func.coalesce(func.sum(case((billed(), Job.price_cents))), 0),
             func.avg(Job.qa_score),
         )
         .where(Job.finished_at >= first, Job.status.in_(FINISHED))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -17,10 +18,28 @@ from sqlalchemy.orm import Session, sessionmaker
 from echopilot.config import Settings
 from echopilot.db.engine import make_engine, make_session_factory
 from echopilot.db.migrate import upgrade
+from echopilot.errors import ConfigError
 
 if TYPE_CHECKING:
     from echopilot.ai.base import Provider
     from echopilot.queue.app import JobQueue
+
+
+def prepare_home(home: Path) -> None:
+    """Create the home folder (mode 0700: it holds client data and the key) or check that
+    an existing one is a writable folder; ConfigError names ECHOPILOT_HOME otherwise."""
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"ECHOPILOT_HOME: cannot create {str(home)!r} ({reason}); set it to a folder you "
+            "can write"
+        ) from None
+    if not home.is_dir() or not os.access(home, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"ECHOPILOT_HOME: {str(home)!r} is not a folder you can write; set it to one"
+        )
 
 
 class Runtime:
@@ -31,8 +50,12 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        self.settings.home.mkdir(parents=True, exist_ok=True)
-        return make_engine(self.settings.resolved_database_url, pool_size=self._pool_size)
+        prepare_home(self.settings.home)
+        return make_engine(
+            self.settings.resolved_database_url,
+            pool_size=self._pool_size,
+            busy_timeout_ms=int(self.settings.sqlite_busy_seconds * 1000),
+        )
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

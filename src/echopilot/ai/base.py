@@ -67,3 +67,10 @@ class Provider(Protocol):
     def complete(self, request: ModelRequest) -> Completion:
         """Return one completion or raise AIError."""
         ...
+
+
+def storable(text: str) -> str:
+    """`text` from a model server made safe to store: without NUL characters (PostgreSQL
+    refuses them) and with unpaired surrogates (not encodable as UTF-8) replaced."""
+    cleaned = text.replace("\0", "")
+    return cleaned.encode("utf-8", "replace").decode("utf-8")

@@ -30,9 +30,12 @@ _STOPWORDS = frozenset(
 )
 
 
+CHARS_PER_TOKEN = 4
+
+
 def estimate_tokens(text: str) -> int:
     """About four characters a token, the usual rule of thumb for English."""
-    return max(1, (len(text) + 3) // 4)
+    return max(1, (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN)
 
 
 class OfflineProvider:
@@ -47,6 +50,10 @@ class OfflineProvider:
             text = json.dumps(judge(request.input_text, request.answer_text or ""))
         else:
             text = perform(request.task_type, request.input_text)
+        # Like a model, stop at the output limit and say so.
+        truncated = estimate_tokens(text) > request.max_tokens
+        if truncated:
+            text = text[: request.max_tokens * CHARS_PER_TOKEN]
         if self._latency_s:
             time.sleep(self._latency_s)
         return Completion(
@@ -55,6 +62,7 @@ class OfflineProvider:
             tokens_in=estimate_tokens(request.system) + estimate_tokens(request.prompt),
             tokens_out=estimate_tokens(text),
             latency_ms=int((time.monotonic() - started) * 1000),
+            truncated=truncated,
         )
 
 

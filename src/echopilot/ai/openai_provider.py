@@ -12,7 +12,7 @@ from typing import Any
 
 import openai
 
-from echopilot.ai.base import AIError, Completion, ModelRequest
+from echopilot.ai.base import AIError, Completion, ModelRequest, storable
 from echopilot.clock import ensure_utc, utcnow
 
 # Status codes that a later try may get past; every other 4xx is the request's own fault.
@@ -54,11 +54,11 @@ class OpenAIProvider:
         if not response.choices:
             raise AIError("model answered with no choices", permanent=False)
         choice = response.choices[0]
-        text = choice.message.content or ""
+        text = storable(choice.message.content or "")
         usage = response.usage
         return Completion(
             text=text,
-            model=response.model or request.model,
+            model=storable(response.model or request.model)[:200],
             tokens_in=usage.prompt_tokens if usage else 0,
             tokens_out=usage.completion_tokens if usage else 0,
             latency_ms=latency_ms,
@@ -70,7 +70,7 @@ class OpenAIProvider:
 def _status_error(exc: openai.APIStatusError) -> AIError:
     status = exc.status_code
     transient = status >= 500 or status in TRANSIENT_STATUSES
-    detail = _error_message(exc.body) or exc.message
+    detail = storable(_error_message(exc.body) or exc.message)
     return AIError(
         f"model server answered {status}: {detail}"[:500],
         permanent=not transient,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -13,14 +14,14 @@ from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from echopilot import __version__
-from echopilot.api.auth import AuthError, KeyGuard
-from echopilot.api.deps import require_key
+from echopilot.api.auth import KeyGuard
 from echopilot.api.envelope import ERROR_RESPONSES, error_response
-from echopilot.api.middleware import EdgeMiddleware
+from echopilot.api.middleware import EdgeMiddleware, is_protected
 from echopilot.api.routes import (
     activity,
     automations,
     dashboard,
+    docs,
     jobs,
     metrics,
     prometheus,
@@ -32,7 +33,8 @@ from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-# Routers under /api/ that need the key; later features append theirs here.
+# Routers under /api/ (EdgeMiddleware makes every path there need the key); later
+# features append theirs here.
 API_ROUTERS: list[APIRouter] = [
     jobs.router,
     metrics.router,
@@ -52,6 +54,11 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+# How the key is sent, for the OpenAPI schema (EdgeMiddleware does the checking).
+SECURITY_SCHEMES = {
+    "DashKey": {"type": "apiKey", "in": "header", "name": "X-Dash-Key"},
+    "Bearer": {"type": "http", "scheme": "bearer"},
+}
 
 
 def create_app(runtime: Runtime, dashboard_key: str) -> FastAPI:
@@ -60,35 +67,63 @@ def create_app(runtime: Runtime, dashboard_key: str) -> FastAPI:
         version=__version__,
         description="Operations API of EchoPilot. Every /api/ route needs the dashboard key "
         "(X-Dash-Key or Authorization: Bearer).",
-        docs_url=None,
+        docs_url=None,  # /docs is ours (routes/docs.py): served offline, behind the key
         redoc_url=None,
+        openapi_url=None,  # /openapi.json needs the key (routes/docs.py)
     )
     app.state.runtime = runtime
-    app.state.key_guard = KeyGuard(dashboard_key)
+    app.state.key_guard = guard = KeyGuard(dashboard_key, runtime)
     app.state.prometheus = CollectorRegistry(auto_describe=False)
     app.state.prometheus.register(prometheus.DatabaseCollector(runtime))
 
-    protected = [Depends(require_key)]
-    api = APIRouter(prefix="/api", dependencies=protected, responses=ERROR_RESPONSES)
+    api = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
     for router in API_ROUTERS:
         api.include_router(router)
     app.include_router(api)
-    app.include_router(prometheus.router, dependencies=protected, responses=ERROR_RESPONSES)
+    app.include_router(prometheus.router, responses=ERROR_RESPONSES)
     app.include_router(system.public)
     app.include_router(dashboard.router)
+    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=str(dashboard.WEB / "static")), name="static")
     _install_error_handlers(app)
-    app.add_middleware(EdgeMiddleware, max_body_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(
+        EdgeMiddleware, max_body_bytes=runtime.settings.max_body_bytes, key_guard=guard
+    )
+    app.openapi = _openapi_with_key(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_key(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI's schema, with the key's security schemes required by every operation
+    under /api/ and /metrics (documented here; checked by EdgeMiddleware)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            for path, item in schema.get("paths", {}).items():
+                if is_protected(path):
+                    for operation in item.values():
+                        operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
 
 
 def app_from_environment() -> FastAPI:
     """The app for a server process started by uvicorn (`echopilot serve --workers N`):
     settings from the environment, the key from DASHBOARD_KEY or the key file."""
-    from echopilot import keys
+    from echopilot import keys, logsetup
+    from echopilot.api.server import configure
     from echopilot.config import load_settings
 
     settings = load_settings()
+    # Each process logs to api.log itself (uvicorn starts them afresh, without the
+    # parent's logging), and its protocol takes its limits from the same settings.
+    logsetup.setup(settings.home, "api", settings.log_level, console=True)
+    configure(settings)
     runtime = Runtime(settings, pool_size=20)
     return create_app(runtime, keys.load_or_create(settings).value)
 
@@ -100,24 +135,16 @@ def _request_id(request: Request) -> str | None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(AuthError)
-    def _auth(request: Request, exc: AuthError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-        if exc.status == 401:
-            headers = {"WWW-Authenticate": "Bearer"}
-        return error_response(
-            exc.status,
-            HTTP_CODES[exc.status],
-            exc.message,
-            request_id=_request_id(request),
-            headers=headers,
-        )
-
     @app.exception_handler(RequestValidationError)
     def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = []
         problems = []
         for error in exc.errors():
+            if error.get("type") == "json_invalid":
+                # Its loc is ("body", position): say what is wrong, not "0: JSON decode error".
+                fields.append("body")
+                problems.append("body: not valid JSON")
+                continue
             loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
             name = ".".join(loc) or "body"
             fields.append(name)

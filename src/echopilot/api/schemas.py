@@ -8,12 +8,14 @@ from pydantic import BaseModel, Field
 
 
 class JobCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    # Empty or blank name and input are refused by intake's validation, with the CLI's
+    # words ("input: must not be empty"). Numbers are strict: true, 1.0 and "1" are no ints.
+    name: str = Field(max_length=200)
     task_type: str = Field(min_length=1, max_length=64)
-    input: str = Field(min_length=1)
+    input: str
     client: str | None = Field(default=None, max_length=320, description="Client email")
-    qa_target: int | None = Field(default=None, ge=0, le=100)
-    priority: int = Field(default=0, ge=-100, le=100)
+    qa_target: int | None = Field(default=None, ge=0, le=100, strict=True)
+    priority: int = Field(default=0, ge=-100, le=100, strict=True)
 
 
 class JobOut(BaseModel):
@@ -67,9 +69,18 @@ class AttemptOut(BaseModel):
 
 
 class JobDetail(JobOut):
-    input_chars: int
+    input: str = Field(
+        description="The job's input: its first 4,000 characters unless "
+        "full_input=true was asked for"
+    )
+    input_chars: int = Field(description="Length of the whole input")
+    input_truncated: bool
     result: str | None
     attempt_log: list[AttemptOut]
+
+
+class RejectBody(BaseModel):
+    reason: str | None = Field(default=None, max_length=500, description="Why it was rejected")
 
 
 class JobPage(BaseModel):

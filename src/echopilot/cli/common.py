@@ -6,6 +6,8 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -13,7 +15,7 @@ from rich.console import Console
 
 from echopilot import logsetup
 from echopilot.config import load_settings
-from echopilot.runtime import Runtime
+from echopilot.runtime import Runtime, prepare_home
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -22,12 +24,27 @@ console = Console()
 JsonOption = typer.Option(False, "--json", help="Print the result as JSON.")
 
 
+@dataclass
+class Invocation:
+    """What the failure handler of `main` needs to know about the running command."""
+
+    log_file: Path | None = None
+    database_url: str | None = None
+
+
+invocation = Invocation()
+
+
 @contextmanager
 def runtime(
     component: str = "cli", *, migrate: bool = True, pool_size: int = 10, console_logs: bool = False
 ) -> Iterator[Runtime]:
     settings = load_settings()
-    logsetup.setup(settings.home, component, settings.log_level, console=console_logs)
+    prepare_home(settings.home)
+    invocation.database_url = settings.resolved_database_url
+    invocation.log_file = logsetup.setup(
+        settings.home, component, settings.log_level, console=console_logs
+    )
     rt = Runtime(settings, pool_size=pool_size)
     try:
         if migrate:

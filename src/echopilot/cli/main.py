@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from typing import Annotated, Any
 
@@ -14,17 +16,19 @@ from echopilot.ai.registry import provider_label
 from echopilot.cli import demo, jobs, scheduler, serve, up
 from echopilot.cli.common import (
     EXIT_FAILED,
-    EXIT_USAGE,
     JsonOption,
     console,
     emit_json,
+    invocation,
     output,
     print_error,
     runtime,
 )
+from echopilot.cli.failures import explain
 from echopilot.config import load_settings, masked
-from echopilot.errors import ConfigError, ConflictError, InputError, NotFoundError
+from echopilot.logsetup import CONSOLE
 
+log = logging.getLogger("echopilot.cli")
 app = typer.Typer(
     help="EchoPilot: run an AI-services business on autopilot.",
     no_args_is_help=True,
@@ -129,17 +133,72 @@ def version() -> None:
     console.print(__version__)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"echopilot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """EchoPilot: run an AI-services business on autopilot."""
+
+
 def main() -> None:
+    # Everything EchoPilot writes (database, queue, logs, key, reports) holds client data:
+    # readable by its owner only.
+    os.umask(0o077)
     try:
-        app(standalone_mode=True)
-    except (ConfigError, InputError, NotFoundError) as exc:
-        print_error(str(exc))
-        sys.exit(EXIT_USAGE)
-    except ConflictError as exc:
-        print_error(str(exc))
+        result = app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         sys.exit(130)
+    except typer.TyperException as exc:  # bad usage: the parser's own message
+        if _wants_json():
+            sys.exit(_fail(exc))
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print_error(exc.format_message())
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # every failure ends in one line, never a traceback
+        sys.exit(_fail(exc))
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _wants_json() -> bool:
+    return "--json" in sys.argv[1:]
+
+
+def _fail(exc: Exception) -> int:
+    failure = explain(exc, database_url=invocation.database_url)
+    if invocation.log_file is not None and logging.getLogger().handlers:
+        log.error(
+            "%s failed: %s",
+            " ".join(["echopilot", *sys.argv[1:2]]),
+            failure.message,
+            exc_info=exc,
+            extra={CONSOLE: False},
+        )
+    message = failure.message
+    if not failure.expected and invocation.log_file is not None:
+        message += f"; the details are in {invocation.log_file}"
+    if _wants_json():
+        emit_json({"ok": False, "data": None, "error": {"code": failure.code, "message": message}})
+    else:
+        print_error(message)
+    return failure.exit_code
 
 
 __all__ = ["app", "emit_json", "main"]

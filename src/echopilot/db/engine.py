@@ -11,7 +11,9 @@ sleeps of up to 100 ms, which many threads turn into long, needless waits.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,10 +29,12 @@ _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakK
 _IMMEDIATE = "echopilot_immediate"
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(
+    url: str, *, pool_size: int = 10, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database, pool_size)
+        return _sqlite_engine(url, parsed.database, pool_size, busy_timeout_ms)
     return create_engine(
         url,
         # Day boundaries in SQL (date(), casts) are UTC days whatever the server's zone.
@@ -43,13 +47,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     )
 
 
-def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
+def _sqlite_engine(url: str, database: str | None, pool_size: int, busy_ms: int) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         hide_parameters=True,  # errors must not carry job inputs into logs
-        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        connect_args={"check_same_thread": False, "timeout": busy_ms / 1000},
         pool_size=pool_size,
         max_overflow=pool_size,
     )
@@ -59,8 +63,8 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        _enable_wal(cursor, busy_ms)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -73,6 +77,20 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _enable_wal(cursor: Any, busy_ms: int) -> None:
+    """Switch to WAL. On a new database file two processes may race to do it, and SQLite
+    then answers "database is locked" at once, without its busy handler: retry a while."""
+    deadline = time.monotonic() + busy_ms / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

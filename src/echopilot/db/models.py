@@ -113,6 +113,7 @@ class Job(Base):
             "price_cents",
             "qa_score",
             "duration_ms",
+            "payment_status",
         ),
     )
 
@@ -130,6 +131,9 @@ class Job(Base):
 
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    # Attempts that ended because their worker died (kill -9, crash); counted apart from
+    # model failures, against ECHOPILOT_MAX_LOST_LEASES.
+    lost_leases: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
     lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -272,3 +276,16 @@ class SchedulerState(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     changed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class KeyFailure(Base):
+    """Failed dashboard-key attempts of one client address, shared by every API process:
+    `failures` within the window that began at `window_started_at`, and the lock-out."""
+
+    __tablename__ = "key_failures"
+
+    client: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_started_at: Mapped[datetime] = mapped_column()
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +22,7 @@ from echopilot.clock import utcnow
 from echopilot.db.engine import write_session
 from echopilot.db.models import Client, Job, TaskType
 from echopilot.errors import ConflictError, InputError, NotFoundError
+from echopilot.jobs.pricing import billing_status
 from echopilot.jobs.status import RETRYABLE, Status, change, record_created
 from echopilot.runtime import Runtime
 
@@ -28,7 +30,10 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("api", "cli", "notion", "demo")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SEPARATORS = re.compile(r"[\s_-]+")
 MAX_NAME = 200
+MAX_REASON = 500
+MAX_TASK_TYPE = 64
 PRIORITY_RANGE = (-100, 100)
 
 
@@ -44,25 +49,52 @@ class JobRequest:
     external_id: str | None = None
 
 
+def check_text(field: str, value: str, *, max_chars: int, controls: bool = False) -> None:
+    """Raise InputError unless `value` is storable text for `field`: not empty, at most
+    `max_chars` long, no NUL (PostgreSQL cannot store it), no unpaired surrogate (not
+    encodable), and, unless `controls`, no control character but tab and newline."""
+    if not value or not value.strip():
+        raise InputError(field, "must not be empty")
+    if len(value) > max_chars:
+        raise InputError(field, f"is {len(value):,} characters; the limit is {max_chars:,}")
+    for position, char in enumerate(value):
+        if char == "\0":
+            raise InputError(field, f"must not contain NUL characters (at position {position})")
+        category = unicodedata.category(char)
+        if category == "Cs":
+            raise InputError(
+                field, f"holds an unpaired surrogate U+{ord(char):04X} at position {position}"
+            )
+        if category == "Cc" and not controls and char not in "\t\n":
+            raise InputError(
+                field,
+                f"must not contain control characters (U+{ord(char):04X} at position "
+                f"{position}); tab and newline are allowed",
+            )
+
+
+def normalize_task_type(value: str) -> str:
+    """`Data-transform`, `data transform` and `DATA_TRANSFORM` all name data_transform."""
+    return _SEPARATORS.sub("_", value.strip().lower())
+
+
 def validate(request: JobRequest, *, max_input_chars: int) -> None:
     """Raise InputError naming the first bad field."""
-    if not request.name or not request.name.strip():
-        raise InputError("name", "must not be empty")
-    if len(request.name) > MAX_NAME:
-        raise InputError("name", f"must be at most {MAX_NAME} characters")
-    if not request.input or not request.input.strip():
-        raise InputError("input", "must not be empty")
-    if len(request.input) > max_input_chars:
-        raise InputError(
-            "input", f"is {len(request.input):,} characters; the limit is {max_input_chars:,}"
-        )
+    check_text("name", request.name, max_chars=MAX_NAME)
+    check_text("task_type", request.task_type, max_chars=MAX_TASK_TYPE)
+    # Inputs are documents: form feeds and the like are kept, but NUL cannot be stored.
+    check_text("input", request.input, max_chars=max_input_chars, controls=True)
     if request.qa_target is not None and not 0 <= request.qa_target <= 100:
         raise InputError("qa_target", f"must be between 0 and 100 (got {request.qa_target})")
     low, high = PRIORITY_RANGE
     if not low <= request.priority <= high:
         raise InputError("priority", f"must be between {low} and {high}")
-    if request.client_email is not None and not _EMAIL.match(request.client_email):
-        raise InputError("client", f"{request.client_email!r} is not an email address")
+    if request.client_email is not None:
+        check_text("client", request.client_email, max_chars=320)
+        if not _EMAIL.match(request.client_email):
+            raise InputError("client", f"{request.client_email!r} is not an email address")
+    if request.external_id is not None:
+        check_text("external_id", request.external_id, max_chars=200)
     if request.source not in SOURCES:
         raise InputError("source", f"must be one of {', '.join(SOURCES)}")
 
@@ -80,15 +112,16 @@ def submit(
     now = now or utcnow()
     settings = runtime.settings
     validate(request, max_input_chars=settings.max_input_chars)
+    type_name = normalize_task_type(request.task_type)
     with write_session(runtime.sessions) as session:
-        task_type = session.get(TaskType, request.task_type)
+        task_type = session.get(TaskType, type_name)
         if task_type is None or not task_type.active:
             known = ", ".join(task_type_names(session))
             raise InputError("task_type", f"unknown type {request.task_type!r}; known: {known}")
         client = _client_for(session, request.client_email, now) if request.client_email else None
         job = Job(
             name=request.name.strip(),
-            task_type=request.task_type,
+            task_type=type_name,
             input=request.input,
             status=Status.QUEUED.value,
             priority=request.priority,
@@ -171,6 +204,77 @@ def cancel(runtime: Runtime, job_id: int, *, actor: str, now: datetime | None = 
             raise ConflictError(f"job {job_id} is {current.status} and can no longer be cancelled")
         audit.record(session, actor=actor, action="job.cancel", target=f"job:{job_id}", now=now)
     return job
+
+
+def approve(runtime: Runtime, job_id: int, *, actor: str, now: datetime | None = None) -> Job:
+    """Accept a needs-review job's answer: it becomes done and is billed like one (unless
+    the offline provider made it: that is never billed)."""
+    now = now or utcnow()
+    with write_session(runtime.sessions) as session:
+        current = _needs_review(session, job_id, "approved")
+        job = change(
+            session,
+            job_id,
+            Status.DONE,
+            reason=f"approved by {actor}",
+            now=now,
+            payment_status=billing_status(current.provider, billed=True),
+        )
+        if job is None:
+            raise ConflictError(f"job {job_id} changed while approving; try again")
+        audit.record(session, actor=actor, action="job.approve", target=f"job:{job_id}", now=now)
+    return job
+
+
+def reject(
+    runtime: Runtime,
+    job_id: int,
+    *,
+    actor: str,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """Refuse a needs-review job's answer: it ends cancelled and unbilled; `reason` is kept
+    as its error. A rejected job can still be retried."""
+    now = now or utcnow()
+    reason = (reason or "").strip() or None
+    if reason is not None:
+        check_text("reason", reason, max_chars=MAX_REASON)
+    with write_session(runtime.sessions) as session:
+        _needs_review(session, job_id, "rejected")
+        message = f"rejected by {actor}" + (f": {reason}" if reason else "")
+        job = change(
+            session,
+            job_id,
+            Status.CANCELLED,
+            reason=message,
+            now=now,
+            payment_status="na",
+            error=message,
+            error_kind=None,
+        )
+        if job is None:
+            raise ConflictError(f"job {job_id} changed while rejecting; try again")
+        audit.record(
+            session,
+            actor=actor,
+            action="job.reject",
+            target=f"job:{job_id}",
+            now=now,
+            details={"reason": reason} if reason else {},
+        )
+    return job
+
+
+def _needs_review(session: Session, job_id: int, verb: str) -> Job:
+    current = session.get(Job, job_id)
+    if current is None:
+        raise NotFoundError("job", job_id)
+    if current.status != Status.NEEDS_REVIEW:
+        raise ConflictError(
+            f"job {job_id} is {current.status}; only needs_review jobs can be {verb}"
+        )
+    return current
 
 
 def _client_for(session: Session, email: str, now: datetime) -> Client:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from echopilot.ai.base import AIError, Completion, ModelRequest
@@ -316,7 +317,7 @@ def _run(runtime: Runtime, claim: Claim) -> str | None:
         return _fail(attempt, str(error), error.kind, permanent=error.permanent)
     except Exception as error:  # a bug must not kill the worker or lose the job
         log.exception("job %s: attempt %s crashed", claim.job_id, claim.n)
-        return _fail(attempt, f"internal error: {error!r}", "internal", permanent=False)
+        return _fail(attempt, internal_reason(error), "internal", permanent=False)
 
 
 def _answer(attempt: _Attempt, model: str, qa_model: str, path: str) -> Answer:
@@ -348,6 +349,15 @@ def _answer(attempt: _Attempt, model: str, qa_model: str, path: str) -> Answer:
             except InvalidScore as exc:
                 problem = f"QA judge gave no valid score: {exc}"
     return Answer(completion, None, problem, path)
+
+
+def internal_reason(error: Exception) -> str:
+    """A short reason for an unexpected error, fit for the job's `error`: a database error's
+    text carries the SQL statement (and can carry job data), which stays in the log."""
+    if isinstance(error, DBAPIError):
+        kind = type(error.orig or error).__name__
+        return f"internal error: database error ({kind}); details in the worker log"
+    return f"internal error ({type(error).__name__}); details in the worker log"
 
 
 def _passes(answer: Answer, threshold: int) -> bool:
@@ -404,8 +414,9 @@ def _finish(attempt: _Attempt, answer: Answer) -> str | None:
             model=answer.completion.model,
             answer_path=answer.path,
             price_cents=price,
-            # Only a job that passed QA is billed; one awaiting review is billed on approval.
-            payment_status="unpaid" if passed else "na",
+            # Only a job that passed QA is billed (one awaiting review is billed on approval),
+            # and never one the offline provider made.
+            payment_status=pricing.billing_status(runtime.provider.name, billed=passed),
             error=None,
             error_kind=None,
             finished_at=now,
@@ -428,7 +439,11 @@ def _fail(attempt: _Attempt, message: str, kind: str, *, permanent: bool) -> str
     retry_at = None
     if permanent or exhausted:
         target = Status.DEAD
-        why = "permanent error" if permanent else f"retries exhausted after {claim.n} attempts"
+        why = (
+            "permanent error"
+            if permanent
+            else f"retries exhausted after {claim.n} attempts (limit ECHOPILOT_MAX_ATTEMPTS)"
+        )
         reason = f"{why}: {message}"
     else:
         target = Status.FAILED

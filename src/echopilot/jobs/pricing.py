@@ -8,6 +8,8 @@ from typing import Any
 from echopilot.money import MICROS_PER_USD, usd_to_cents
 
 UNITS = ("flat", "per_minute", "per_1k_tokens")
+# The offline provider is not a model: its jobs are priced for show but never billed.
+UNBILLED_PROVIDERS = frozenset({"offline"})
 # per_minute bills minutes of source speech, estimated from the transcript's length.
 WORDS_PER_MINUTE = 150
 
@@ -42,3 +44,9 @@ def price_cents(
     if max_cents is not None:
         cents = min(cents, max_cents)
     return cents
+
+
+def billing_status(provider: str | None, *, billed: bool) -> str:
+    """The payment status a finished job starts with: `unpaid` when it is billed, `na`
+    (not billed) when it awaits review or was made by the offline provider."""
+    return "unpaid" if billed and provider not in UNBILLED_PROVIDERS else "na"

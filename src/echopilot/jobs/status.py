@@ -38,7 +38,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.PROCESSING: frozenset({S.DONE, S.NEEDS_REVIEW, S.FAILED, S.DEAD, S.QUEUED, S.CANCELLED}),
     S.FAILED: frozenset({S.PROCESSING, S.QUEUED, S.DEAD, S.CANCELLED}),
     S.DEAD: frozenset({S.QUEUED}),
-    S.NEEDS_REVIEW: frozenset({S.QUEUED}),
+    # needs_review -> done | cancelled: a person approved or rejected the answer.
+    S.NEEDS_REVIEW: frozenset({S.QUEUED, S.DONE, S.CANCELLED}),
     S.CANCELLED: frozenset({S.QUEUED}),
     S.DONE: frozenset(),
 }

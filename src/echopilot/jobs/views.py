@@ -14,6 +14,8 @@ from echopilot.jobs.status import Status
 from echopilot.money import cents_to_usd, micros_to_usd
 
 MAX_LIST = 500
+# A job's input is shown up to this many characters unless the whole is asked for.
+INPUT_PREVIEW = 4000
 LISTED = [
     column
     for name, column in Job.__table__.columns.items()
@@ -82,8 +84,10 @@ def attempt_dict(attempt: JobAttempt) -> dict[str, Any]:
     }
 
 
-def show(session: Session, job_id: int) -> dict[str, Any]:
-    """The job object with its `attempt_log` and `result`; NotFoundError if there is none."""
+def show(session: Session, job_id: int, *, full_input: bool = False) -> dict[str, Any]:
+    """The job object with its `attempt_log`, `result` and `input` (its first INPUT_PREVIEW
+    characters unless `full_input`; `input_truncated` says whether it was cut); NotFoundError
+    if there is none."""
     row = session.execute(
         select(Job, Client.email)
         .outerjoin(Client, Client.id == Job.client_id)
@@ -95,9 +99,12 @@ def show(session: Session, job_id: int) -> dict[str, Any]:
     attempts = session.scalars(
         select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.n)
     )
+    shown = job.input if full_input else job.input[:INPUT_PREVIEW]
     return {
         **job_dict(job, email),
+        "input": shown,
         "input_chars": len(job.input),
+        "input_truncated": len(shown) < len(job.input),
         "result": job.result,
         "attempt_log": [attempt_dict(a) for a in attempts],
     }

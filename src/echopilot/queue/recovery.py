@@ -1,7 +1,11 @@
 """The recovery sweep: put stuck and orphaned jobs back on the queue.
 
-Stuck: a job in `processing` whose lease expired (its worker died). Its attempt is marked
-lost; the job goes back to `queued`, or to `dead` when its attempts are used up.
+Stuck: a job in `processing` whose worker is dead: known dead at once on this host (the
+process is gone), by a silent heartbeat on another, or by its lease expiring when there is
+no heartbeat to judge by. A job whose worker lives is never swept, even past its lease (a
+stalled database delays renewals). The lost attempt is marked `lost` and does not count
+against ECHOPILOT_MAX_ATTEMPTS (model failures); the job goes back to `queued`, or to
+`dead` once it has lost ECHOPILOT_MAX_LOST_LEASES workers (a job that kills its worker).
 Orphaned: a runnable job (queued, or failed with its retry due) that no queue message
 holds (an enqueue that never happened). Re-enqueueing is always safe: a message for a
 job that is not runnable does nothing.
@@ -14,12 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy.orm import Session
 
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session, write_session
-from echopilot.db.models import Job, JobAttempt
+from echopilot.db.models import Job, JobAttempt, WorkerHeartbeat
 from echopilot.jobs.status import Status, change, lock_job
+from echopilot.queue.liveness import PRUNE_AFTER, Holder, holder_state
 from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,7 @@ class SweepResult:
     dead_stuck: list[int] = field(default_factory=list)
     enqueued_orphans: list[int] = field(default_factory=list)
     queue_inspected: bool = True
+    pruned_heartbeats: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -42,15 +49,15 @@ class SweepResult:
             "dead_stuck": self.dead_stuck,
             "enqueued_orphans": self.enqueued_orphans,
             "queue_inspected": self.queue_inspected,
+            "pruned_heartbeats": self.pruned_heartbeats,
         }
 
 
 def runnable_filter(now: datetime) -> ColumnElement[bool]:
-    """Jobs a worker could claim now, or that a dead worker holds."""
+    """Jobs a worker could claim now."""
     return or_(
         Job.status == Status.QUEUED,
         and_(Job.status == Status.FAILED, or_(Job.retry_at.is_(None), Job.retry_at <= now)),
-        and_(Job.status == Status.PROCESSING, Job.lease_until < now),
     )
 
 
@@ -59,38 +66,84 @@ def sweep(
     *,
     now: datetime | None = None,
     orphan_min_age: timedelta = timedelta(seconds=30),
+    own_tokens: frozenset[str] = frozenset(),
 ) -> SweepResult:
     """Recover stuck jobs, then enqueue orphans older than `orphan_min_age` (younger ones may
-    be between their commit and their enqueue)."""
+    be between their commit and their enqueue). Jobs whose lease token is in `own_tokens`
+    are the caller's own running jobs and are never touched."""
     now = now or utcnow()
     result = SweepResult()
-    _recover_stuck(runtime, now, result)
+    _recover_stuck(runtime, now, result, own_tokens)
     _enqueue_orphans(runtime, now, orphan_min_age, result)
+    result.pruned_heartbeats = _prune_heartbeats(runtime, now)
     if result.requeued_stuck or result.dead_stuck or result.enqueued_orphans:
         log.info("recovery sweep: %s", result.as_dict())
     return result
 
 
-def _recover_stuck(runtime: Runtime, now: datetime, result: SweepResult) -> None:
-    with read_session(runtime.sessions) as session:
-        stuck = list(
-            session.scalars(
-                select(Job.id)
-                .where(Job.status == Status.PROCESSING, Job.lease_until < now)
-                .limit(BATCH)
-            )
+def unfinished_elsewhere(
+    session: Session, now: datetime, own_tokens: frozenset[str] = frozenset()
+) -> list[int]:
+    """Jobs in `processing` that no live worker holds (besides the caller's own): the
+    sweep will recover them, at once or when their lease expires."""
+    return [job_id for job_id, _ in _stuck(session, now, own_tokens, wait_for_lease=False)]
+
+
+def _stuck(
+    session: Session, now: datetime, own_tokens: frozenset[str], *, wait_for_lease: bool
+) -> list[tuple[int, Holder]]:
+    """(job id, holder state) of processing jobs to recover: the holder is dead, or unknown
+    with the lease expired (with `wait_for_lease` False, unknown ones whatever their lease)."""
+    beats = {
+        row.worker: row
+        for row in session.execute(
+            select(WorkerHeartbeat.worker, WorkerHeartbeat.heartbeat_at, WorkerHeartbeat.started_at)
         )
-    for job_id in stuck:
+    }
+    rows = session.execute(
+        select(Job.id, Job.lease_owner, Job.lease_token, Job.lease_until)
+        .where(Job.status == Status.PROCESSING)
+        .order_by(Job.id)
+    )
+    found: list[tuple[int, Holder]] = []
+    for job_id, owner, token, lease_until in rows:
+        if token in own_tokens:
+            continue
+        beat = beats.get(owner or "")
+        state = holder_state(
+            owner, beat.heartbeat_at if beat else None, beat.started_at if beat else None, now
+        )
+        expired = lease_until is None or lease_until < now
+        if state == Holder.DEAD or (state == Holder.UNKNOWN and (expired or not wait_for_lease)):
+            found.append((job_id, state))
+        if len(found) >= BATCH:
+            break
+    return found
+
+
+def _recover_stuck(
+    runtime: Runtime, now: datetime, result: SweepResult, own_tokens: frozenset[str]
+) -> None:
+    with read_session(runtime.sessions) as session:
+        stuck = _stuck(session, now, own_tokens, wait_for_lease=True)
+    max_lost = runtime.settings.max_lost_leases
+    for job_id, state in stuck:
         with write_session(runtime.sessions) as session:
             job = lock_job(session, job_id)
-            if job is None or job.status != Status.PROCESSING or not job.lease_until:
+            if job is None or job.status != Status.PROCESSING or job.lease_token in own_tokens:
                 continue
-            if job.lease_until >= now:
+            if state == Holder.UNKNOWN and job.lease_until and job.lease_until >= now:
                 continue  # renewed since we looked
             lost_token, owner, n = job.lease_token, job.lease_owner, job.attempts
-            exhausted = job.attempts >= job.max_attempts
+            lost = job.lost_leases + 1
+            exhausted = lost >= max_lost
             target = Status.DEAD if exhausted else Status.QUEUED
-            message = f"worker {owner} stopped renewing its lease (attempt {n} lost)"
+            how = "died" if state == Holder.DEAD else "stopped renewing its lease"
+            message = f"worker {owner} {how} (attempt {n} lost; {lost} of {max_lost} lost)"
+            error = (
+                f"lost its worker {lost} times (limit ECHOPILOT_MAX_LOST_LEASES={max_lost}); "
+                "the job may be crashing its worker"
+            )
             change(
                 session,
                 job,
@@ -101,7 +154,11 @@ def _recover_stuck(runtime: Runtime, now: datetime, result: SweepResult) -> None
                 lease_token=None,
                 lease_until=None,
                 enqueued_at=now,
-                error=message if exhausted else job.error,
+                lost_leases=lost,
+                # A lost attempt is the infrastructure's failure, not the model's: it is not
+                # held against the job's ECHOPILOT_MAX_ATTEMPTS.
+                max_attempts=job.max_attempts + 1,
+                error=error if exhausted else job.error,
                 error_kind="transient" if exhausted else job.error_kind,
                 finished_at=now if exhausted else None,
             )
@@ -118,6 +175,15 @@ def _recover_stuck(runtime: Runtime, now: datetime, result: SweepResult) -> None
         else:
             runtime.queue.enqueue(job_id, priority=priority)
             result.requeued_stuck.append(job_id)
+
+
+def _prune_heartbeats(runtime: Runtime, now: datetime) -> int:
+    """Forget workers silent for more than a day (killed ones leave their row behind)."""
+    with write_session(runtime.sessions) as session:
+        gone = session.connection().execute(
+            delete(WorkerHeartbeat).where(WorkerHeartbeat.heartbeat_at < now - PRUNE_AFTER)
+        )
+        return gone.rowcount
 
 
 def _holds(token: str | None) -> Callable[[Job], bool]:

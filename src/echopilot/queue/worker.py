@@ -26,7 +26,8 @@ from echopilot.db.models import Job, JobAttempt, WorkerHeartbeat
 from echopilot.jobs import pipeline
 from echopilot.jobs.status import Status, change
 from echopilot.queue.app import set_executor
-from echopilot.queue.recovery import runnable_filter, sweep
+from echopilot.queue.liveness import beat_seconds
+from echopilot.queue.recovery import runnable_filter, sweep, unfinished_elsewhere
 from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ class LeaseKeeper:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.renew_every = max(1.0, min(runtime.settings.lease_seconds / 3, 15.0))
+        self.renew_every = beat_seconds(runtime.settings.lease_seconds)
+        self._registered = False
         self._next_sweep = time.monotonic() + runtime.settings.sweep_interval_seconds
 
     def hold(self, token: str, job_id: int) -> None:
@@ -82,7 +84,9 @@ class LeaseKeeper:
                     self._next_sweep = (
                         time.monotonic() + self.runtime.settings.sweep_interval_seconds
                     )
-                    sweep(self.runtime)
+                    # This process's own jobs are alive by definition, whatever their
+                    # lease says after a database stall.
+                    sweep(self.runtime, own_tokens=frozenset(self.held()))
             except Exception:  # the keeper must outlive a database hiccup
                 log.exception("lease keeper round failed; trying again")
 
@@ -90,8 +94,11 @@ class LeaseKeeper:
         tokens = list(self.held())
         if not tokens:
             return
-        until = utcnow() + timedelta(seconds=self.runtime.settings.lease_seconds)
         with write_session(self.runtime.sessions) as session:
+            # The deadline counts from the write, not from before a wait for the database:
+            # after a stall, a deadline computed earlier would already have passed.
+            session.connection()
+            until = utcnow() + timedelta(seconds=self.runtime.settings.lease_seconds)
             session.execute(
                 update(Job)
                 .where(Job.lease_token.in_(tokens), Job.status == Status.PROCESSING)
@@ -99,14 +106,18 @@ class LeaseKeeper:
             )
 
     def _beat(self) -> None:
-        now = utcnow()
         with write_session(self.runtime.sessions) as session:
+            now = utcnow()
             row = session.get(WorkerHeartbeat, self.runtime.identity)
-            if row is None:
-                row = WorkerHeartbeat(
-                    worker=self.runtime.identity, started_at=now, concurrency=self.concurrency
-                )
-                session.add(row)
+            if row is None or not self._registered:
+                # A new process (even one that reuses a dead worker's pid) starts a new row:
+                # its start time tells it apart from the dead one.
+                if row is None:
+                    row = WorkerHeartbeat(worker=self.runtime.identity)
+                    session.add(row)
+                row.started_at = now
+                row.concurrency = self.concurrency
+                self._registered = True
             row.heartbeat_at = now
             row.in_flight = len(self._held)
 
@@ -223,14 +234,16 @@ def _main_loop(runtime: Runtime, consumer: _Consumer, keeper: LeaseKeeper, burst
 
 
 def _idle(runtime: Runtime, keeper: LeaseKeeper) -> bool:
-    """True when nothing is running here, nothing waits in the queue and no job is runnable."""
+    """True when nothing is running here, nothing waits in the queue, no job is runnable and
+    no job is still `processing` under a dead worker (those are recovered and run)."""
     if keeper.held() or runtime.queue.huey.pending_count():
         return False
     now = utcnow()
     with read_session(runtime.sessions) as session:
         runnable = session.scalar(select(func.count()).select_from(Job).where(runnable_filter(now)))
-    if not runnable:
+        orphaned = unfinished_elsewhere(session, now, frozenset(keeper.held()))
+    if not runnable and not orphaned:
         return True
-    # Runnable jobs with nothing queued: stuck or orphaned. Recover them and keep going.
+    # Work the queue does not hold: stuck or orphaned. Recover what can be and keep going.
     sweep(runtime, now=now, orphan_min_age=timedelta(0))
     return False

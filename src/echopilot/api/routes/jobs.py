@@ -1,14 +1,14 @@
-"""/api/jobs: submit, list, show, retry, cancel."""
+"""/api/jobs: submit, list, show, retry, cancel, approve, reject."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Body, Path, Query
 
 from echopilot.api.deps import RuntimeDep, SessionDep
 from echopilot.api.envelope import Envelope, ok
-from echopilot.api.schemas import JobCreate, JobDetail, JobPage
+from echopilot.api.schemas import JobCreate, JobDetail, JobPage, RejectBody
 from echopilot.jobs import intake, views
 from echopilot.jobs.status import Status
 from echopilot.runtime import Runtime
@@ -52,8 +52,14 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=Envelope[JobDetail])
-def show_job(job_id: JobId, session: SessionDep) -> dict[str, Any]:
-    return ok(views.show(session, job_id))
+def show_job(
+    job_id: JobId,
+    session: SessionDep,
+    full_input: Annotated[
+        bool, Query(description="Return the whole input, not only its first 4,000 characters")
+    ] = False,
+) -> dict[str, Any]:
+    return ok(views.show(session, job_id, full_input=full_input))
 
 
 @router.post("/{job_id}/retry", response_model=Envelope[JobDetail])
@@ -65,6 +71,22 @@ def retry_job(job_id: JobId, runtime: RuntimeDep) -> dict[str, Any]:
 @router.post("/{job_id}/cancel", response_model=Envelope[JobDetail])
 def cancel_job(job_id: JobId, runtime: RuntimeDep) -> dict[str, Any]:
     intake.cancel(runtime, job_id, actor=ACTOR)
+    return ok(_show(runtime, job_id))
+
+
+@router.post("/{job_id}/approve", response_model=Envelope[JobDetail])
+def approve_job(job_id: JobId, runtime: RuntimeDep) -> dict[str, Any]:
+    """Accept a needs-review job's answer: it becomes done and is billed."""
+    intake.approve(runtime, job_id, actor=ACTOR)
+    return ok(_show(runtime, job_id))
+
+
+@router.post("/{job_id}/reject", response_model=Envelope[JobDetail])
+def reject_job(
+    job_id: JobId, runtime: RuntimeDep, body: Annotated[RejectBody | None, Body()] = None
+) -> dict[str, Any]:
+    """Refuse a needs-review job's answer: it ends cancelled and unbilled."""
+    intake.reject(runtime, job_id, actor=ACTOR, reason=body.reason if body else None)
     return ok(_show(runtime, job_id))
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import case, func, select
 from echopilot.clock import utcnow
 from echopilot.db.models import Job, JobAttempt, SchedulerInstance, WorkerHeartbeat
 from echopilot.jobs.status import Status
+from echopilot.metrics import billed
 from echopilot.runtime import Runtime
 
 router = APIRouter(tags=["metrics"])
@@ -75,10 +76,12 @@ class DatabaseCollector:
                 value=int(cost or 0) / 1_000_000,
             )
             revenue = session.scalar(
-                select(func.coalesce(func.sum(Job.price_cents), 0)).where(Job.status == Status.DONE)
+                select(func.coalesce(func.sum(Job.price_cents), 0)).where(billed())
             )
             yield CounterMetricFamily(
-                "echopilot_revenue_usd", "Price of jobs done", value=int(revenue or 0) / 100
+                "echopilot_revenue_usd",
+                "Price of jobs done and billed",
+                value=int(revenue or 0) / 100,
             )
 
             newest = session.scalar(select(func.max(WorkerHeartbeat.heartbeat_at)))

@@ -14,6 +14,7 @@ from echopilot.api.envelope import Envelope, ok
 from echopilot.api.schemas import Health, SystemStatus
 from echopilot.clock import utcnow
 from echopilot.db.models import WorkerHeartbeat
+from echopilot.queue.liveness import STALE_AFTER, Holder, holder_state
 from echopilot.runtime import Runtime
 
 public = APIRouter(tags=["health"])
@@ -64,7 +65,13 @@ def system(runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
             "concurrency": w.concurrency,
             "in_flight": w.in_flight,
         }
-        for w in session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.worker))
+        for w in session.scalars(
+            select(WorkerHeartbeat)
+            .where(WorkerHeartbeat.heartbeat_at >= now - STALE_AFTER)
+            .order_by(WorkerHeartbeat.worker)
+        )
+        # A worker killed on this host is known dead before its heartbeat goes stale.
+        if holder_state(w.worker, w.heartbeat_at, w.started_at, now) != Holder.DEAD
     ]
     offline = settings.provider_name == "offline"
     return ok(
