@@ -292,3 +292,25 @@ def save_screenshot(page: Any, tmp_path: Path, name: str, target: Any = None) ->
     RESULTS.mkdir(exist_ok=True)
     shutil.copyfile(shot, RESULTS / name)
     return shot
+
+
+# Fixtures shared by the browser test modules (imported by tests/conftest.py); each module
+# provides its own module-scoped `server`.
+
+
+@pytest.fixture(scope="module")
+def browser(server: Server) -> Iterator[Any]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def watch() -> PageWatch:
+    return PageWatch()
+
+
+@pytest.fixture
+def page(browser: Any, server: Server, watch: PageWatch) -> Iterator[Any]:
+    """A fresh tab (own sessionStorage) on the app, with every request and log recorded."""
+    with open_page(browser, server, watch) as tab:
+        yield tab

@@ -25,6 +25,9 @@ from echopilot.config import Settings, load_settings
 from echopilot.runtime import Runtime
 from tests.fakes.model_server import FakeModelServer
 
+# The browser tests' shared fixtures (browser, watch, page).
+pytest_plugins = ["tests.browser_support"]
+
 PG_URL = os.environ.get(
     "ECHOPILOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -24,7 +24,6 @@ from tests.browser_support import (
     TEST_KEY,
     PageWatch,
     Server,
-    chromium,
     expect,
     offline_settings,
     open_page,
@@ -101,12 +100,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     served = start_server(offline_settings(tmp_path_factory.mktemp("docs") / "var"))
     yield served
     served.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(server: Server) -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def test_the_docs_page_asks_for_the_key_then_lists_the_operations_and_tries_one(

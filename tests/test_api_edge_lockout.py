@@ -271,3 +271,21 @@ def test_old_failures_expire_after_a_minute_and_a_lock_out_after_five(offline: R
     assert attempt(TEST_KEY) == 200
     assert attempt(WRONG_KEY) == 401  # a fresh count after the lock-out
     assert failure_rows(offline) == {"10.6.0.20": (1, False)}
+
+
+def test_pages_of_other_sites_are_refused_without_counting_against_the_owner(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    # A web page the owner visits can make the browser send requests to 127.0.0.1; they
+    # carry Sec-Fetch-Site and must not lock the owner (also 127.0.0.1) out.
+    rt = make_runtime(ai_provider="offline", dashboard_key=TEST_KEY)
+    with running(rt.settings, "serve", env=SERVE_ENV) as server:
+        for site in ("cross-site", "same-site") * 8:
+            answer = httpx.get(
+                server.url + "/api/jobs", headers={"Sec-Fetch-Site": site}, timeout=10
+            )
+            assert_error(answer, 403, "forbidden")
+        assert_ok(httpx.get(server.url + "/api/jobs", headers=GOOD, timeout=10))
+        same = {"Sec-Fetch-Site": "same-origin", **GOOD}
+        assert_ok(httpx.get(server.url + "/api/jobs", headers=same, timeout=10))
+    assert failure_rows(rt) == {}

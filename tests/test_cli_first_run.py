@@ -117,9 +117,17 @@ def test_version_is_printed_by_the_version_flag(shell: tuple[Path, dict[str, str
     assert result.stdout.strip() == f"echopilot {__version__}"
 
 
-def test_an_unwritable_home_is_one_line_and_exit_2(shell: tuple[Path, dict[str, str]]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [("jobs", "list"), ("up",), ("serve",), ("worker",), ("scheduler", "run"),
+     ("scheduler", "stop"), ("scheduler", "start"), ("demo", "seed")],
+    ids=" ".join,
+)  # fmt: skip
+def test_an_unwritable_home_is_one_line_and_exit_2(
+    shell: tuple[Path, dict[str, str]], command: tuple[str, ...]
+) -> None:
     project, env = shell
-    result = echopilot(project, {**env, "ECHOPILOT_HOME": "/proc/x"}, "jobs", "list")
+    result = echopilot(project, {**env, "ECHOPILOT_HOME": "/proc/x"}, *command)
     assert result.returncode == 2
     line = one_line(result)
     assert line.startswith("error: ECHOPILOT_HOME:"), line
@@ -372,3 +380,21 @@ def test_scheduler_run_says_where_it_logs_and_status_fits_80_columns(
     sweep = next(line for line in lines if line.lstrip().startswith("recovery_sweep"))
     errors = (project / "scheduler.err").read_text()[-3000:]
     assert len(re.findall(r"\d\d-\d\d \d\d:\d\d:\d\d", sweep)) == 2, (sweep, errors)
+
+
+def test_the_banner_warns_about_a_home_others_can_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from echopilot import keys
+    from echopilot.cli.serve import banner
+    from echopilot.config import load_settings
+
+    home = tmp_path / "var"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)  # as an older release left it
+    settings = load_settings(home=home, dashboard_key="k" * 20, _env_file=None)
+    banner(settings, keys.load_or_create(settings), "127.0.0.1", 8000)
+    assert f"`chmod 700 {home}`" in capsys.readouterr().out
+    home.chmod(0o700)
+    banner(settings, keys.load_or_create(settings), "127.0.0.1", 8000)
+    assert "chmod" not in capsys.readouterr().out

@@ -24,12 +24,10 @@ from tests.browser_support import (
     WIDE,
     PageWatch,
     Server,
-    chromium,
     expect,
     filter_jobs,
     job_row,
     offline_settings,
-    open_page,
     require_browser,
     save_screenshot,
     sign_in,
@@ -49,24 +47,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     served = start_server(settings)
     yield served
     served.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(server: Server) -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def watch() -> PageWatch:
-    return PageWatch()
-
-
-@pytest.fixture
-def page(browser: Any, server: Server, watch: PageWatch) -> Iterator[Any]:
-    """A fresh tab (own sessionStorage) on the app, with every request and log recorded."""
-    with open_page(browser, server, watch) as tab:
-        yield tab
 
 
 def test_it_asks_for_the_key_then_shows_kpis_and_health(

@@ -19,10 +19,8 @@ import pytest
 from tests.browser_support import (
     PageWatch,
     Server,
-    chromium,
     expect,
     offline_settings,
-    open_page,
     require_browser,
     save_screenshot,
     signed_in,
@@ -53,23 +51,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     served = start_server(settings)
     yield served
     served.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(server: Server) -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def watch() -> PageWatch:
-    return PageWatch()
-
-
-@pytest.fixture
-def page(browser: Any, server: Server, watch: PageWatch) -> Iterator[Any]:
-    with open_page(browser, server, watch) as tab:
-        yield tab
 
 
 def days_with_jobs(server: Server) -> list[bool]:

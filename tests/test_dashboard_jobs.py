@@ -20,12 +20,10 @@ import pytest
 from tests.browser_support import (
     PageWatch,
     Server,
-    chromium,
     expect,
     filter_jobs,
     job_row,
     offline_settings,
-    open_page,
     require_browser,
     save_screenshot,
     signed_in,
@@ -70,23 +68,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     run_cli(settings, "worker", "--burst", check=True)
     yield served
     served.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(server: Server) -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def watch() -> PageWatch:
-    return PageWatch()
-
-
-@pytest.fixture
-def page(browser: Any, server: Server, watch: PageWatch) -> Iterator[Any]:
-    with open_page(browser, server, watch) as tab:
-        yield tab
 
 
 def find_job(server: Server, name: str) -> dict[str, Any]:

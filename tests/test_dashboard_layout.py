@@ -20,7 +20,6 @@ from tests.browser_support import (
     WIDE,
     PageWatch,
     Server,
-    chromium,
     expect,
     offline_settings,
     open_page,
@@ -44,12 +43,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     served.api("POST", "/api/automations/run/retention")
     yield served
     served.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(server: Server) -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def inside(inner: dict[str, float], outer: dict[str, float]) -> bool:

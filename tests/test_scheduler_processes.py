@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from echopilot.config import Settings
 from echopilot.db.engine import read_session
 from echopilot.db.models import AuditLog, SchedulerInstance, ScheduleRun
 from echopilot.runtime import Runtime
@@ -412,3 +413,18 @@ rt = Runtime(settings)
 table = build(settings)
 Scheduler(rt, table, ProcessRunner(settings)).run_manual(table[{task!r}])
 """
+
+
+def test_the_fork_servers_keep_alive_pipe_is_where_task_processes_close_it(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Task processes close their copy of this private pipe so that the fork server, and
+    # with it every task, ends when the scheduler is killed: a Python that moves it must
+    # fail here rather than leave tasks behind silently.
+    import multiprocessing.forkserver
+
+    from echopilot.scheduler.executor import ProcessRunner
+
+    ProcessRunner(make_settings()).warm()
+    server = multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]
+    assert isinstance(server._forkserver_alive_fd, int)

@@ -252,3 +252,35 @@ def test_up_kills_a_hung_scheduler_and_closes_what_it_left_open(
         stop_up_and_check_nothing_remains(rt, supervisor)
     (run,) = runs(rt)
     assert f"its scheduler (pid {scheduler}) ended before the run finished" == run.error
+
+
+def test_sighup_to_up_as_when_its_terminal_closes_stops_everything(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    rt = make_runtime(ai_provider="offline")
+    with up(rt) as supervisor:
+        pid = supervisor.process.pid
+        tree = {pid, *descendants(pid)}
+        groups = set(by_role(pid).values())
+        os.kill(pid, signal.SIGHUP)
+        assert supervisor.process.wait(timeout=STOP_WITHIN_SECONDS + 5) == 0
+        wait_for(lambda: not survivors(tree, groups), timeout=STOP_WITHIN_SECONDS)
+
+
+def test_up_killed_9_takes_its_children_with_it_and_can_start_again(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    rt = make_runtime(ai_provider="offline")
+    with up(rt) as supervisor:
+        pid = supervisor.process.pid
+        kids = by_role(pid)
+        tree = {pid, *descendants(pid)}
+        os.kill(pid, signal.SIGKILL)
+        supervisor.process.wait(timeout=10)
+        # The kernel tells each child its parent died (SIGTERM): each stops gracefully.
+        wait_for(lambda: not survivors(set(kids.values()), set()), timeout=20)
+        wait_for(lambda: not survivors(tree, set(kids.values())), timeout=10)
+    with up(rt) as again:
+        assert "EchoPilot dashboard:" in again.text()
+        assert set(by_role(again.process.pid)) == set(ROLES)
+        again.stop(signal.SIGTERM)

@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Job, WorkerHeartbeat
+from echopilot.procs import Stamp
 from echopilot.queue.recovery import sweep
 from echopilot.runtime import Runtime
 from tests.api_support import TEST_KEY, assert_ok, running
@@ -198,7 +199,8 @@ def test_the_system_status_lists_only_live_workers_and_old_rows_are_pruned(
     try:
         with running(rt.settings, "serve", env={"DASHBOARD_KEY": TEST_KEY}) as api:
             system = assert_ok(httpx.get(api.url + "/api/system", headers={"X-Dash-Key": TEST_KEY}))
-        assert [w["worker"].rsplit(":", 1)[1] for w in system["workers"]] == [str(second.pid)]
+        listed = [Stamp.parse(w["worker"]) for w in system["workers"]]
+        assert [stamp.pid for stamp in listed if stamp] == [second.pid]
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)

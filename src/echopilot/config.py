@@ -253,7 +253,7 @@ class Settings(BaseSettings):
         ge=1,
         le=1000,
         validation_alias=_env("ECHOPILOT_MAX_LOST_LEASES"),
-        description="Times a job may lose its worker (killed, crashed) before it is dead; "
+        description="A job that has lost its worker (killed, crashed) this many times is dead; "
         "counted apart from ECHOPILOT_MAX_ATTEMPTS, which counts model failures.",
     )
     retry_delay_seconds: float = Field(
@@ -268,7 +268,9 @@ class Settings(BaseSettings):
         ge=2,
         le=86_400,
         validation_alias=_env("ECHOPILOT_LEASE_SECONDS"),
-        description="How long a claimed job is held before it counts as stuck.",
+        description="How long a claimed job is held without renewal before it counts as stuck "
+        "when its worker cannot be judged otherwise (a worker seen dead on its own machine, or "
+        "silent for 30 s elsewhere, loses its jobs at once).",
     )
     worker_concurrency: int = Field(
         default=8,

@@ -7,7 +7,6 @@ command touches only what it needs.
 from __future__ import annotations
 
 import os
-import socket
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from echopilot import procs
 from echopilot.config import Settings
 from echopilot.db.engine import make_engine, make_session_factory
 from echopilot.db.migrate import upgrade
@@ -46,7 +46,8 @@ class Runtime:
     def __init__(self, settings: Settings, *, pool_size: int = 10) -> None:
         self.settings = settings
         self._pool_size = pool_size
-        self.identity = f"{socket.gethostname()}:{os.getpid()}"
+        # Names this process for good (pids are reused): lease owner, heartbeat row.
+        self.identity = str(procs.own_stamp())
 
     @cached_property
     def engine(self) -> Engine:

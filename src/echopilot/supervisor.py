@@ -6,11 +6,13 @@ scheduler is not started while `echopilot scheduler stop` wants it stopped (the 
 or while another scheduler holds this home's lock; it starts at once when the reason is
 gone.
 
-One SIGTERM or SIGINT stops them all: each gets SIGTERM (and its own graceful shutdown,
-shortened to fit), and after STOP_SECONDS the process group of each child (each leads its
-own) is killed, so nothing they started outlives `up`: the scheduler's fork server and
-resource tracker are in the scheduler's group, and its task processes die with the fork
-server. What a killed scheduler left open in the database is closed by `up` itself.
+One SIGTERM, SIGINT or SIGHUP (the terminal closed) stops them all, and the kernel sends
+each child SIGTERM if `up` itself is killed outright. Each gets SIGTERM (and its own
+graceful shutdown, shortened to fit), and after STOP_SECONDS the process group of each
+child (each leads its own) is killed, so nothing they started outlives `up`: the
+scheduler's fork server and resource tracker are in the scheduler's group, and its task
+processes die with the fork server. What a killed scheduler left open in the database is
+closed by `up` itself.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from echopilot import procs
 from echopilot.clock import utcnow
 from echopilot.runtime import Runtime
 
@@ -61,10 +64,14 @@ class Child:
     history: list[int] = field(default_factory=list)
 
     def start(self) -> None:
+        supervisor = os.getpid()
+        procs.preload()  # the child only calls what is loaded here: no imports after a fork
         self.process = subprocess.Popen(
             [sys.executable, "-m", "echopilot", *self.args],
             env=self.env,
             start_new_session=True,  # terminal signals reach the supervisor only
+            # Orphaned children would hold the port and the locks of a dead `up`.
+            preexec_fn=lambda: procs.die_with_parent(signal.SIGTERM, supervisor),
         )
         self.started = time.monotonic()
         self.restart_at = None
@@ -146,7 +153,7 @@ class Supervisor:
         self._stop.set()
 
     def run(self) -> int:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self.request_stop)
         for kid in self.kids:
             self._start_unless_held(kid)
@@ -178,11 +185,14 @@ class Supervisor:
                     kid.restarts += 1
                     self._start_unless_held(kid)
                 continue
-            code = kid.process.poll() if kid.process else None
-            if code is None:
+            if kid.process is None or not _exited(kid):
                 if now - kid.started > HEALTHY_AFTER:
                     kid.backoff = BACKOFF_START
                 continue
+            # What a crashed child started (say, `serve --workers`' server processes) must
+            # not outlive it and hold its port: its group goes before the leader is reaped.
+            _kill_group(kid)
+            code = kid.process.wait()
             self._ended(kid, code, now)
 
     def _ended(self, kid: Child, code: int, now: float) -> None:
@@ -221,7 +231,11 @@ class Supervisor:
             # reused until then): whatever the child started and left behind goes too.
             _kill_group(kid)
             assert kid.process is not None
-            kid.process.wait(timeout=5)
+            try:
+                kid.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # unkillable (stuck in the kernel): go on
+                log.error("%s (pid %s) survived SIGKILL", kid.name, kid.process.pid)
+                continue
             if kid.on_exit is not None:
                 kid.on_exit(kid.process.pid)
 

@@ -44,6 +44,10 @@ CACHED_PREFIX = "/static/"
 AUTH_CODES = {401: "unauthorized", 429: "rate_limited"}
 
 
+# Sec-Fetch-Site values of requests a browser makes for a page of another origin.
+OTHER_SITES = frozenset({b"cross-site", b"same-site"})
+
+
 def is_protected(path: str) -> bool:
     """Whether `path` needs the dashboard key: everything under /api/, /metrics, and the
     schema (/openapi.json maps every route)."""
@@ -83,6 +87,17 @@ class EdgeMiddleware:
                 message["headers"] = [*headers, *extra]
             await send(message)
 
+        if is_protected(path) and _header(scope, b"sec-fetch-site") in OTHER_SITES:
+            # A browser on another site's page (or another port of this host): refused
+            # before the key is looked at, so such pages cannot lock the owner out.
+            await self._error(
+                send_with_headers,
+                403,
+                "forbidden",
+                "requests from other web pages are refused",
+                request_id,
+            )
+            return
         if self.key_guard is not None and is_protected(path):
             client = scope.get("client")
             try:
@@ -182,6 +197,13 @@ class EdgeMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value)
+    return None
 
 
 def _content_length(scope: Scope) -> int | None:

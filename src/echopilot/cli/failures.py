@@ -8,6 +8,7 @@ to the command's log file, never to the terminal.
 from __future__ import annotations
 
 import errno
+import re
 from dataclasses import dataclass
 
 import typer
@@ -24,6 +25,14 @@ from echopilot.errors import (
 )
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
+# PostgreSQL's answers to a connection it refuses: no such database, bad password or role.
+REFUSED_CONNECTION = frozenset({"3D000", "28P01", "28000"})
+# The same, as libpq words it when refusing at connect time (no SQLSTATE is kept then).
+REFUSED = re.compile(
+    r'(database|role) "[^"]*" does not exist|password authentication failed|'
+    r"no password supplied",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -95,16 +104,20 @@ def _database(exc: DBAPIError, url: str | None) -> Failure:
             "(ECHOPILOT_HOME, ECHOPILOT_DATABASE_URL)",
             EXIT_USAGE,
         )
-    if any(
-        words in lowered
-        for words in ("password authentication failed", "does not exist", "no password supplied")
-    ):
+    if getattr(exc.orig, "sqlstate", None) in REFUSED_CONNECTION or REFUSED.search(detail):
         return Failure(
             "bad_configuration",
             f"the database {where} refused the connection: {detail}; check ECHOPILOT_DATABASE_URL",
             EXIT_USAGE,
         )
-    unreachable = ("connection refused", "could not connect", "timeout expired", "timed out")
+    unreachable = (
+        "connection refused",
+        "could not connect",
+        "timeout expired",
+        "timed out",
+        "failed to resolve host",
+        "name or service not known",
+    )
     if exc.connection_invalidated or any(words in lowered for words in unreachable):
         return Failure(
             "database_unreachable",

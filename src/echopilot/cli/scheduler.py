@@ -11,7 +11,8 @@ from rich import box
 from rich.table import Table
 
 from echopilot import audit, ndjson, retention
-from echopilot.cli.common import EXIT_FAILED, JsonOption, console, output, runtime
+from echopilot.cli.common import EXIT_FAILED, JsonOption, console, output, print_error, runtime
+from echopilot.cli.failures import explain
 from echopilot.config import load_settings
 from echopilot.db.engine import write_session
 from echopilot.scheduler import control
@@ -89,16 +90,21 @@ def stop(
 ) -> None:
     """Stop this home's scheduler, whoever started it (SIGTERM to the pid in its lock file
     only); `echopilot up` does not restart it until `scheduler start`."""
-    # Stopped first: the audit record must not stand between the user and the stop.
+    # Stopped and reported first: the audit record must not stand between the user and the
+    # stop (the database may be what is down).
     result = control.stop(load_settings(), timeout=timeout)
-    with runtime() as rt, write_session(rt.sessions) as session:
-        audit.record(
-            session,
-            actor="cli",
-            action="scheduler.stop",
-            details={"pid": result.pid, "stopped": result.stopped, "result": result.message},
-        )
     output(vars(result), as_json, lambda r: console.print(r["message"], highlight=False))
+    try:
+        with runtime() as rt, write_session(rt.sessions) as session:
+            audit.record(
+                session,
+                actor="cli",
+                action="scheduler.stop",
+                details={"pid": result.pid, "stopped": result.stopped, "result": result.message},
+            )
+    except Exception as exc:
+        print_error(f"the stop was not audited: {explain(exc).message}")
+        raise typer.Exit(EXIT_FAILED) from None
     if result.pid is not None and not result.stopped:
         raise typer.Exit(EXIT_FAILED)
 

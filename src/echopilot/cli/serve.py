@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import sys
 from typing import Annotated, Any
 
@@ -22,9 +23,16 @@ def banner(settings: Settings, key: keys.DashboardKey, host: str, port: int) -> 
         # Output that goes to a file or a pipe is kept and shared: never put the key there.
         typer.echo(f"New dashboard key generated into {key.source} (mode 0600); read it there")
     else:
-        typer.echo(f"Dashboard key: in {key.source}")
+        where = "the DASHBOARD_KEY setting" if key.source == "DASHBOARD_KEY" else key.source
+        typer.echo(f"Dashboard key: in {where}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"Listening on {host}: reachable from the network.")
+    mode = stat.S_IMODE(settings.home.stat().st_mode)
+    if mode & 0o077:  # a home made by an older release, or by hand
+        typer.echo(
+            f"Note: {settings.home} can be read by other users (mode {mode:o}) and holds client "
+            f"data; `chmod 700 {settings.home}` keeps it private."
+        )
 
 
 def serve(

@@ -169,6 +169,7 @@ def retry(runtime: Runtime, job_id: int, *, actor: str, now: datetime | None = N
             reason=f"manual retry by {actor}",
             now=now,
             max_attempts=current.attempts + runtime.settings.max_attempts,
+            lost_leases=0,  # a fresh allowance of lost workers too
             retry_at=None,
             error=None,
             error_kind=None,

@@ -142,10 +142,11 @@ def process(runtime: Runtime, job_id: int, *, leases: Leases | None = None) -> s
 
 
 def claim_job(runtime: Runtime, job_id: int, now: datetime | None = None) -> Claim | None:
-    now = now or utcnow()
     settings = runtime.settings
     with write_session(runtime.sessions) as session:
         job = lock_job(session, job_id)
+        # After the wait for the row: a lease counted from before it could be short already.
+        now = now or utcnow()
         if job is None or not _runnable(job, now):
             return None
         if job.attempts >= job.max_attempts:

@@ -67,13 +67,15 @@ def sweep(
     now: datetime | None = None,
     orphan_min_age: timedelta = timedelta(seconds=30),
     own_tokens: frozenset[str] = frozenset(),
+    judge_remote: bool = True,
 ) -> SweepResult:
     """Recover stuck jobs, then enqueue orphans older than `orphan_min_age` (younger ones may
     be between their commit and their enqueue). Jobs whose lease token is in `own_tokens`
-    are the caller's own running jobs and are never touched."""
+    are the caller's own running jobs and are never touched. `judge_remote` False: take
+    other hosts' workers as alive this time (the caller was just held up itself)."""
     now = now or utcnow()
     result = SweepResult()
-    _recover_stuck(runtime, now, result, own_tokens)
+    _recover_stuck(runtime, now, result, own_tokens, judge_remote)
     _enqueue_orphans(runtime, now, orphan_min_age, result)
     result.pruned_heartbeats = _prune_heartbeats(runtime, now)
     if result.requeued_stuck or result.dead_stuck or result.enqueued_orphans:
@@ -86,18 +88,24 @@ def unfinished_elsewhere(
 ) -> list[int]:
     """Jobs in `processing` that no live worker holds (besides the caller's own): the
     sweep will recover them, at once or when their lease expires."""
-    return [job_id for job_id, _ in _stuck(session, now, own_tokens, wait_for_lease=False)]
+    stuck = _stuck(session, now, own_tokens, wait_for_lease=False, judge_remote=True)
+    return [job_id for job_id, _ in stuck]
 
 
 def _stuck(
-    session: Session, now: datetime, own_tokens: frozenset[str], *, wait_for_lease: bool
+    session: Session,
+    now: datetime,
+    own_tokens: frozenset[str],
+    *,
+    wait_for_lease: bool,
+    judge_remote: bool,
 ) -> list[tuple[int, Holder]]:
     """(job id, holder state) of processing jobs to recover: the holder is dead, or unknown
     with the lease expired (with `wait_for_lease` False, unknown ones whatever their lease)."""
     beats = {
-        row.worker: row
-        for row in session.execute(
-            select(WorkerHeartbeat.worker, WorkerHeartbeat.heartbeat_at, WorkerHeartbeat.started_at)
+        worker: at
+        for worker, at in session.execute(
+            select(WorkerHeartbeat.worker, WorkerHeartbeat.heartbeat_at)
         )
     }
     rows = session.execute(
@@ -105,14 +113,15 @@ def _stuck(
         .where(Job.status == Status.PROCESSING)
         .order_by(Job.id)
     )
+    states: dict[str | None, Holder] = {}  # one judgement per holder, not per job
     found: list[tuple[int, Holder]] = []
     for job_id, owner, token, lease_until in rows:
         if token in own_tokens:
             continue
-        beat = beats.get(owner or "")
-        state = holder_state(
-            owner, beat.heartbeat_at if beat else None, beat.started_at if beat else None, now
-        )
+        state = states.get(owner)
+        if state is None:
+            beat = beats.get(owner) if owner else None
+            state = states[owner] = holder_state(owner, beat, now, judge_remote=judge_remote)
         expired = lease_until is None or lease_until < now
         if state == Holder.DEAD or (state == Holder.UNKNOWN and (expired or not wait_for_lease)):
             found.append((job_id, state))
@@ -122,10 +131,14 @@ def _stuck(
 
 
 def _recover_stuck(
-    runtime: Runtime, now: datetime, result: SweepResult, own_tokens: frozenset[str]
+    runtime: Runtime,
+    now: datetime,
+    result: SweepResult,
+    own_tokens: frozenset[str],
+    judge_remote: bool,
 ) -> None:
     with read_session(runtime.sessions) as session:
-        stuck = _stuck(session, now, own_tokens, wait_for_lease=True)
+        stuck = _stuck(session, now, own_tokens, wait_for_lease=True, judge_remote=judge_remote)
     max_lost = runtime.settings.max_lost_leases
     for job_id, state in stuck:
         with write_session(runtime.sessions) as session:
@@ -179,11 +192,12 @@ def _recover_stuck(
 
 def _prune_heartbeats(runtime: Runtime, now: datetime) -> int:
     """Forget workers silent for more than a day (killed ones leave their row behind)."""
+    silent = WorkerHeartbeat.heartbeat_at < now - PRUNE_AFTER
+    with read_session(runtime.sessions) as session:  # most sweeps find none: no write lock
+        if session.scalar(select(WorkerHeartbeat.worker).where(silent).limit(1)) is None:
+            return 0
     with write_session(runtime.sessions) as session:
-        gone = session.connection().execute(
-            delete(WorkerHeartbeat).where(WorkerHeartbeat.heartbeat_at < now - PRUNE_AFTER)
-        )
-        return gone.rowcount
+        return session.connection().execute(delete(WorkerHeartbeat).where(silent)).rowcount
 
 
 def _holds(token: str | None) -> Callable[[Job], bool]:
@@ -203,13 +217,7 @@ def _enqueue_orphans(
         rows = session.execute(
             select(Job.id, Job.priority)
             .where(
-                or_(
-                    Job.status == Status.QUEUED,
-                    and_(
-                        Job.status == Status.FAILED,
-                        or_(Job.retry_at.is_(None), Job.retry_at <= now),
-                    ),
-                ),
+                runnable_filter(now),
                 or_(Job.enqueued_at.is_(None), Job.enqueued_at <= cutoff),
             )
             .order_by(Job.priority.desc(), Job.id)

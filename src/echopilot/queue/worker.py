@@ -70,23 +70,36 @@ class LeaseKeeper:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self.held():
+            # Jobs that could not be handed back: the row lets the next sweep see at once
+            # that their holder is gone, rather than waiting out their leases.
+            return
         with write_session(self.runtime.sessions) as session:
             session.execute(
                 delete(WorkerHeartbeat).where(WorkerHeartbeat.worker == self.runtime.identity)
             )
 
     def _loop(self) -> None:
+        last_round = time.monotonic()
         while not self._stop.wait(self.renew_every):
             try:
                 self.renew()
                 self._beat()
+                # A round that took long was held up by the database, which held up every
+                # worker's heartbeat too: other hosts' workers are not judged by it now.
+                held_up = time.monotonic() - last_round > 3 * self.renew_every
+                last_round = time.monotonic()
                 if time.monotonic() >= self._next_sweep:
                     self._next_sweep = (
                         time.monotonic() + self.runtime.settings.sweep_interval_seconds
                     )
                     # This process's own jobs are alive by definition, whatever their
                     # lease says after a database stall.
-                    sweep(self.runtime, own_tokens=frozenset(self.held()))
+                    sweep(
+                        self.runtime,
+                        own_tokens=frozenset(self.held()),
+                        judge_remote=not held_up,
+                    )
             except Exception:  # the keeper must outlive a database hiccup
                 log.exception("lease keeper round failed; trying again")
 

@@ -14,33 +14,29 @@ leftover file never blocks anything: readers test the lock, never trust the file
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from echopilot import procs
 from echopilot.clock import utcnow
 from echopilot.config import Settings
 from echopilot.db.engine import read_session
 from echopilot.db.models import ScheduleRun
-from echopilot.errors import AlreadyRunningError, ConflictError
-from echopilot.runtime import Runtime
+from echopilot.errors import ConflictError
+from echopilot.homelock import PidLock, lock_holder
+from echopilot.runtime import Runtime, prepare_home
 from echopilot.scheduler import store
 from echopilot.scheduler.table import build
 
 START_WAIT_SECONDS = 15.0
-# A lock taken only to test it (LOCK_SH) is held for microseconds; an owner that meets one
-# retries this long before it concludes that another owner holds the lock.
-ACQUIRE_RETRY_SECONDS = 1.0
 POLL_SECONDS = 0.05
 
 
@@ -60,107 +56,6 @@ def stopped_marker(settings: Settings) -> Path:
 # -- the lock files -------------------------------------------------------------------
 
 
-class PidLock:
-    """An exclusive flock on `path` (which holds our pid), released when closed or at exit.
-
-    Opened by Python, the file is not inherited by child processes, so the task processes
-    and the fork server never keep a lock alive after its owner died."""
-
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self._fd: int | None = fd
-
-    @classmethod
-    def acquire(cls, path: Path, refusal: Callable[[str], str]) -> PidLock:
-        """Take the lock or raise AlreadyRunningError(refusal(holder's pid))."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + ACQUIRE_RETRY_SECONDS
-        while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            if _try_lock(fd, fcntl.LOCK_EX):
-                if _same_file(fd, path):
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-                    return cls(path, fd)
-                os.close(fd)  # its owner removed the file meanwhile: lock the new one
-                continue
-            holder = _exclusive_holder(fd)
-            os.close(fd)
-            if holder is not None:
-                raise AlreadyRunningError(refusal(str(holder)))
-            if time.monotonic() >= deadline:
-                raise AlreadyRunningError(refusal("unknown"))
-            time.sleep(0.01)
-
-    def release(self) -> None:
-        """Remove the file while still holding the lock, then drop it; whoever opened the
-        old file before it went notices that it is no longer at `path` and retries."""
-        if self._fd is None:
-            return
-        with contextlib.suppress(OSError):
-            if _same_file(self._fd, self.path):
-                self.path.unlink()
-        os.close(self._fd)
-        self._fd = None
-
-    def __enter__(self) -> PidLock:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
-
-
-def _try_lock(fd: int, kind: int) -> bool:
-    try:
-        fcntl.flock(fd, kind | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return False
-        raise
-    return True
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        on_disk = path.stat()
-    except FileNotFoundError:
-        return False
-    mine = os.fstat(fd)
-    return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)
-
-
-def _exclusive_holder(fd: int) -> int | None:
-    """The pid in the file when an exclusive lock is held on it, else None. A shared lock
-    succeeds unless an exclusive one is held, and is dropped again at once."""
-    if _try_lock(fd, fcntl.LOCK_SH):
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    # The owner writes its pid just after locking; give it that moment.
-    for _ in range(50):
-        try:
-            return int(os.pread(fd, 32, 0).decode().strip())
-        except ValueError:
-            time.sleep(0.01)
-    return None
-
-
-def lock_holder(path: Path) -> int | None:
-    """The pid of the process that holds the lock on `path`, or None when nobody does (the
-    file is missing, or left over by a process that died)."""
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return None
-        try:
-            holder = _exclusive_holder(fd)
-            if _same_file(fd, path) or holder is not None:
-                return holder
-        finally:
-            os.close(fd)
-    return None  # replaced three times in a row: its owners come and go
-
-
 def scheduler_pid(settings: Settings) -> int | None:
     """The pid of this home's scheduler, whoever started it; None when none runs."""
     return lock_holder(pid_path(settings))
@@ -173,6 +68,7 @@ def up_pid(settings: Settings) -> int | None:
 
 def hold_scheduler_lock(settings: Settings) -> PidLock:
     """For `scheduler run`, whoever started it: one scheduler per home."""
+    prepare_home(settings.home)
     path = pid_path(settings)
     return PidLock.acquire(
         path,
@@ -185,6 +81,7 @@ def hold_scheduler_lock(settings: Settings) -> PidLock:
 
 def hold_up_lock(settings: Settings) -> PidLock:
     """For `echopilot up`: one per home."""
+    prepare_home(settings.home)
     home = settings.home.resolve()
     return PidLock.acquire(
         up_pid_path(settings),
@@ -311,36 +208,29 @@ def stop(settings: Settings, timeout: float = 30.0) -> StopResult:
     """Stop this home's scheduler, whoever started it: leave the stop marker (so that a
     running `up` does not restart it), SIGTERM the lock holder's pid (never processes found
     by name), and wait until it has let go of the lock."""
+    prepare_home(settings.home)
     marker = stopped_marker(settings)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(f"stopped by `echopilot scheduler stop` at {utcnow().isoformat()}\n")
     pid = scheduler_pid(settings)
     if pid is None:
         return StopResult(False, None, "no scheduler running on this home")
+    if procs.is_echopilot(pid) is False:
+        # The lock is held, but that pid is not an EchoPilot process here: the home is
+        # shared with another machine or container, whose pids mean something else.
+        raise ConflictError(
+            f"this home's scheduler lock is held by pid {pid}, which is not an EchoPilot "
+            "process on this machine; stop it where it runs"
+        )
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         # It lets go of the lock once its records are closed, then the process ends.
-        if scheduler_pid(settings) != pid and not _alive(pid):
+        if scheduler_pid(settings) != pid and not procs.running(pid):
             return StopResult(True, pid, f"scheduler (pid {pid}) stopped")
         time.sleep(POLL_SECONDS)
     return StopResult(False, pid, f"scheduler (pid {pid}) did not stop within {timeout:.0f}s")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # Ended but not yet reaped by its parent (`up`, the server that launched it): gone.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 # -- status ---------------------------------------------------------------------------

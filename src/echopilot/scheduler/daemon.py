@@ -26,10 +26,9 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from echopilot import ndjson
+from echopilot import ndjson, procs
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session
 from echopilot.db.models import SchedulerInstance, ScheduleRun
@@ -69,7 +68,9 @@ class Scheduler:
         self.runner = runner
         self.clock = clock
         self.pinger = pinger
-        self.instance_id = f"{store.HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # The process's stamp tells others at once when it dies; the suffix tells apart
+        # several Scheduler objects of one process (the API's run-now, tests).
+        self.instance_id = f"{procs.own_stamp()}/{uuid.uuid4().hex[:8]}"
         self._handled: dict[str, datetime] = {}
         self._born: datetime | None = None
         self._paused = False
@@ -269,7 +270,7 @@ class Scheduler:
         """Why the task's `running` run keeps `slot` from starting (the skip's note); None
         when its owner turned out dead and the run was abandoned here."""
         if owner is not None and owner.id != self.instance_id:
-            if owner.host == store.HOST and _process_gone(owner.pid):
+            if _owner_dead(owner):
                 self._close_dead(owner, now)
                 return None
             silent = now - owner.heartbeat_at
@@ -464,27 +465,17 @@ class Scheduler:
         return max(0.0, min(wait, MAX_SLEEP_SECONDS))
 
 
-def _process_gone(pid: int) -> bool:
-    """Whether the scheduler process `pid` of another instance on this host is gone. Our own
-    pid under another instance id was an earlier process's (pids are reused, e.g. after a
-    reboot)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass  # it exists, under another user
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return False  # nothing more to learn here: alive
-    try:
-        cmdline = (proc / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return True
-    # A zombie's command line is empty; a reused pid's names another program.
-    return b"echopilot" not in cmdline
+def _owner_dead(owner: SchedulerInstance) -> bool:
+    """Whether the scheduler process of `owner` is known to be gone. Its stamp answers
+    exactly on its own machine; an older row without one is judged by its pid."""
+    stamp = procs.Stamp.parse(owner.id.split("/", 1)[0])
+    if stamp is not None:
+        return procs.alive(stamp) is False
+    if owner.host != procs.HOST:
+        return False
+    if owner.pid == os.getpid():
+        return True  # our own pid under another row: an earlier process's
+    return not procs.running(owner.pid) or procs.is_echopilot(owner.pid) is False
 
 
 def _jsonable(summary: dict[str, Any] | None) -> dict[str, Any] | None:

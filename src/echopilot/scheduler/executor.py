@@ -16,7 +16,6 @@ outright leaves no task running unsupervised.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import multiprocessing
 import multiprocessing.forkserver
@@ -31,6 +30,7 @@ from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
+from echopilot import procs
 from echopilot.config import Settings
 from echopilot.runtime import Runtime
 from echopilot.scheduler.tasks import TaskContext, registry
@@ -38,7 +38,6 @@ from echopilot.scheduler.tasks import TaskContext, registry
 # Between SIGTERM and SIGKILL to a task's process group. Short: a scheduler's shutdown must
 # fit inside `echopilot up`'s own stop budget.
 KILL_GRACE_SECONDS = 1.5
-PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -80,9 +79,9 @@ def _die_with_parent() -> None:
     parent = os.getppid()
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
-    _set_parent_death_signal(signal.SIGKILL)
+    procs.die_with_parent(signal.SIGKILL, parent)
     _release_fork_server()
-    if os.getppid() != parent or parent == 1:
+    if parent == 1:
         os._exit(1)
 
 
@@ -95,13 +94,6 @@ def _release_fork_server() -> None:
         with contextlib.suppress(OSError):
             os.close(fd)
         server._forkserver_alive_fd = None
-
-
-def _set_parent_death_signal(signum: int) -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
 class ProcessRunner:

@@ -4,7 +4,6 @@ their heartbeats, and the pause switch."""
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,11 +12,12 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from echopilot import procs
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import SchedulerInstance, SchedulerState, ScheduleRun
 
-HOST = socket.gethostname()
+HOST = procs.HOST
 STATE_ID = 1
 
 

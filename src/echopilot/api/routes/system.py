@@ -71,7 +71,7 @@ def system(runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
             .order_by(WorkerHeartbeat.worker)
         )
         # A worker killed on this host is known dead before its heartbeat goes stale.
-        if holder_state(w.worker, w.heartbeat_at, w.started_at, now) != Holder.DEAD
+        if holder_state(w.worker, w.heartbeat_at, now) != Holder.DEAD
     ]
     offline = settings.provider_name == "offline"
     return ok(
