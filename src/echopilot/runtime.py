@@ -22,6 +22,7 @@ from echopilot.errors import ConfigError
 
 if TYPE_CHECKING:
     from echopilot.ai.base import Provider
+    from echopilot.jobs.catalog import Catalog
     from echopilot.queue.app import JobQueue
 
 
@@ -67,6 +68,12 @@ class Runtime:
         from echopilot.queue.app import JobQueue
 
         return JobQueue(self.settings)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from echopilot.jobs.catalog import Catalog
+
+        return Catalog()
 
     @cached_property
     def provider(self) -> Provider:

@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections import Counter
+from functools import lru_cache
 
 from echopilot.ai.base import Completion, ModelRequest
 
@@ -71,11 +72,16 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(flat) if s.strip()]
 
 
+@lru_cache(maxsize=64)
+def _weights(text: str) -> Counter[str]:
+    """How often each meaningful word occurs in `text` (kept for the few texts in hand: the
+    task call and the judge's call of one job read the same input)."""
+    words = (w.lower() for w in _WORD.findall(text))
+    return Counter(w for w in words if w not in _STOPWORDS and len(w) > 2)
+
+
 def keywords(text: str, limit: int = 12) -> list[str]:
-    counts = Counter(
-        w.lower() for w in _WORD.findall(text) if w.lower() not in _STOPWORDS and len(w) > 2
-    )
-    return [w for w, _ in counts.most_common(limit)]
+    return [w for w, _ in _weights(text).most_common(limit)]
 
 
 def _top_sentences(text: str, count: int) -> list[str]:
@@ -83,9 +89,7 @@ def _top_sentences(text: str, count: int) -> list[str]:
     found = sentences(text)
     if len(found) <= count:
         return found
-    weights = Counter(
-        w.lower() for w in _WORD.findall(text) if w.lower() not in _STOPWORDS and len(w) > 2
-    )
+    weights = _weights(text)
 
     def score(sentence: str) -> float:
         words = [w.lower() for w in _WORD.findall(sentence)]

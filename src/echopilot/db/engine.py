@@ -20,8 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -74,7 +75,12 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int, busy_ms: int)
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get(_IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        # On the driver's connection: SQLAlchemy's execution path costs more than BEGIN.
+        try:
+            conn.connection.dbapi_connection.execute(statement)
+        except sqlite3.Error as exc:  # raised like any statement's error ("database is locked")
+            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
     return engine
 
@@ -116,3 +122,16 @@ def write_session(factory: sessionmaker[Session]) -> Iterator[Session]:
 def read_session(factory: sessionmaker[Session]) -> Iterator[Session]:
     with factory() as session:
         yield session
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A Core connection whose transaction holds the write lock from its start; commits on
+    success. The hot path's choice: no Session, no identity map, one pooled connection."""
+    lock = _WRITE_LOCKS.get(engine)
+    with (
+        lock or contextlib.nullcontext(),
+        engine.connect().execution_options(**{_IMMEDIATE: True}) as conn,
+        conn.begin(),
+    ):
+        yield conn

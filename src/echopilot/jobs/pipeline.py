@@ -17,17 +17,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from echopilot.ai.base import AIError, Completion, ModelRequest
 from echopilot.ai.registry import retry_policy, stage_models
 from echopilot.ai.retry import with_retries
-from echopilot.clock import utcnow
-from echopilot.db.engine import write_session
-from echopilot.db.models import Client, Job, JobAttempt, PriceRule, TaskType
+from echopilot.clock import as_utc, utcnow
+from echopilot.db.engine import write_connection
+from echopilot.db.models import Client, Job, JobAttempt
+from echopilot.db.prepared import Prepared
 from echopilot.jobs import costing, pricing
+from echopilot.jobs.catalog import TaskSpec
 from echopilot.jobs.qa import (
     QA_SYSTEM,
     InvalidScore,
@@ -36,7 +37,7 @@ from echopilot.jobs.qa import (
     parse_score,
     qa_prompt,
 )
-from echopilot.jobs.status import Status, change, lock_job
+from echopilot.jobs.status import Status, claim, transition
 from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -47,11 +48,30 @@ QA_TRIES = 2  # a reply that is not a valid score is asked for once more
 CLOCK_TOLERANCE = timedelta(seconds=2)
 
 
-# Statements of the hot path, built once (Core, with bound parameters): building ORM
-# update expressions per call cost more than running them.
+# Statements of the hot path, built once (Core, with bound parameters, on one pooled
+# connection per transaction): the ORM's per-object bookkeeping cost more than the SQL.
 _jobs: Table = Job.__table__  # type: ignore[assignment]
 _attempts: Table = JobAttempt.__table__  # type: ignore[assignment]
-_ADD_JOB_SPEND = (
+_JOB_STATE = Prepared(
+    select(_jobs.c.status, _jobs.c.retry_at, _jobs.c.attempts, _jobs.c.max_attempts).where(
+        _jobs.c.id == bindparam("v_id")
+    )
+)
+_CLIENT_RATES = select(Client.rate_overrides).where(Client.id == bindparam("v_id"))
+_NEW_ATTEMPT = Prepared(
+    insert(_attempts).values(
+        job_id=bindparam("v_job"),
+        n=bindparam("v_n"),
+        worker=bindparam("v_worker"),
+        started_at=bindparam("v_started_at"),
+        status="running",
+        tokens_in=0,
+        tokens_out=0,
+        cost_micros=0,
+        calls=[],
+    )
+)
+_ADD_JOB_SPEND = Prepared(
     update(_jobs)
     .where(_jobs.c.id == bindparam("v_id"))
     .values(
@@ -60,7 +80,7 @@ _ADD_JOB_SPEND = (
         cost_micros=_jobs.c.cost_micros + bindparam("cost"),
     )
 )
-_ADD_ATTEMPT_SPEND = (
+_ATTEMPT_SPEND = (
     update(_attempts)
     .where(_attempts.c.id == bindparam("v_id"))
     .values(
@@ -71,16 +91,20 @@ _ADD_ATTEMPT_SPEND = (
         cost_micros=_attempts.c.cost_micros + bindparam("cost"),
     )
 )
-_CLOSE_ATTEMPT = (
-    update(_attempts)
-    .where(_attempts.c.id == bindparam("v_id"))
-    .values(
+_ADD_ATTEMPT_SPEND = Prepared(_ATTEMPT_SPEND)
+# The attempt's last spend and its end, in one statement.
+_CLOSE_ATTEMPT = Prepared(
+    _ATTEMPT_SPEND.values(
         status=bindparam("v_status"),
         finished_at=bindparam("v_finished_at"),
         latency_ms=bindparam("v_latency_ms"),
         error=bindparam("v_error"),
         error_kind=bindparam("v_error_kind"),
     )
+)
+_UNPRICED = select(_jobs.c.unpriced_models).where(_jobs.c.id == bindparam("v_id"))
+_SET_UNPRICED = (
+    update(_jobs).where(_jobs.c.id == bindparam("v_id")).values(unpriced_models=bindparam("v_m"))
 )
 
 
@@ -112,7 +136,7 @@ class Claim:
     input_text: str
     priority: int
     threshold: int
-    rule: PriceRule
+    spec: TaskSpec
     client_overrides: dict[str, Any]
     job_started_at: datetime
     started: float = field(default_factory=time.monotonic)
@@ -142,69 +166,96 @@ def process(runtime: Runtime, job_id: int, *, leases: Leases | None = None) -> s
 
 
 def claim_job(runtime: Runtime, job_id: int, now: datetime | None = None) -> Claim | None:
+    """Claim `job_id` for one attempt: queued (or failed with its retry due) -> processing,
+    attempt + 1, a fresh lease token; None when it is not claimable."""
     settings = runtime.settings
-    with write_session(runtime.sessions) as session:
-        job = lock_job(session, job_id)
-        # After the wait for the row: a lease counted from before it could be short already.
+    with write_connection(runtime.engine) as conn:
+        # After the wait for the database: a lease counted from before it could be short.
         now = now or utcnow()
-        if job is None or not _runnable(job, now):
-            return None
-        if job.attempts >= job.max_attempts:
-            change(session, job, Status.DEAD, reason="no attempts left", now=now, finished_at=now)
-            return None
         token = uuid.uuid4().hex
-        n = job.attempts + 1
-        change(
-            session,
-            job,
-            Status.PROCESSING,
-            reason=f"claimed by {runtime.identity}",
-            now=now,
-            attempts=n,
-            lease_token=token,
-            lease_owner=runtime.identity,
-            lease_until=now + timedelta(seconds=settings.lease_seconds),
-            started_at=job.started_at or now,
-            retry_at=None,
-        )
-        attempt = JobAttempt(job_id=job.id, n=n, worker=runtime.identity, started_at=now)
-        session.add(attempt)
-        task_type, rule = session.execute(
-            select(TaskType, PriceRule)
-            .join(PriceRule, PriceRule.task_type == TaskType.name)
-            .where(TaskType.name == job.task_type)
-        ).one()
-        overrides: dict[str, Any] = {}
-        if job.client_id is not None:
-            overrides = (
-                session.scalar(select(Client.rate_overrides).where(Client.id == job.client_id))
-                or {}
-            )
-        session.flush()
-        return Claim(
-            job_id=job.id,
-            n=n,
-            max_attempts=job.max_attempts,
+        row = claim(
+            conn,
+            job_id,
             token=token,
-            attempt_id=attempt.id,
-            task_type=job.task_type,
-            instructions=task_type.instructions,
-            input_text=job.input,
-            priority=job.priority,
-            threshold=effective_threshold(
-                job.qa_target, task_type.qa_threshold, settings.qa_threshold
-            ),
-            rule=rule,
+            owner=runtime.identity,
+            now=now,
+            lease_until=now + timedelta(seconds=settings.lease_seconds),
+            due=now + CLOCK_TOLERANCE,
+            reason=f"claimed by {runtime.identity}",
+        )
+        if row is None:
+            _end_if_exhausted(conn, job_id, now)
+            return None
+        n, max_attempts, task_type, text, priority, qa_target, client_id, started = row
+        spec = runtime.catalog.spec(conn, task_type)
+        if spec is None:  # a task type without a price rule: a set-up fault, not a retry
+            why = f"task type {task_type!r} has no price rule"
+            transition(
+                conn,
+                job_id,
+                Status.PROCESSING,
+                Status.DEAD,
+                reason=why,
+                now=now,
+                attempt=n,
+                finished_at=now,
+                error=why,
+                error_kind="permanent",
+                lease_token=None,
+                lease_until=None,
+            )
+            return None
+        attempt_id = _NEW_ATTEMPT.insert(
+            conn, {"v_job": job_id, "v_n": n, "v_worker": runtime.identity, "v_started_at": now}
+        )
+        overrides: dict[str, Any] = {}
+        if client_id is not None:
+            overrides = conn.execute(_CLIENT_RATES, {"v_id": client_id}).scalar() or {}
+        started_at = as_utc(started) or now
+        return Claim(
+            job_id=job_id,
+            n=n,
+            max_attempts=max_attempts,
+            token=token,
+            attempt_id=attempt_id,
+            task_type=task_type,
+            instructions=spec.instructions,
+            input_text=text,
+            priority=priority,
+            threshold=effective_threshold(qa_target, spec.qa_threshold, settings.qa_threshold),
+            spec=spec,
             client_overrides=overrides,
-            job_started_at=job.started_at or now,
+            job_started_at=started_at,
         )
 
 
-def _runnable(job: Job, now: datetime) -> bool:
-    if job.status == Status.QUEUED:
+def _end_if_exhausted(conn: Connection, job_id: int, now: datetime) -> None:
+    """A runnable job that was not claimed because its attempts are used up ends dead."""
+    row = _JOB_STATE.execute(conn, {"v_id": job_id}).fetchone()
+    if row is None:
+        return
+    status, retry_at, attempts, max_attempts = row
+    if attempts >= max_attempts and _runnable(status, as_utc(retry_at), now):
+        why = "no attempts left (limit ECHOPILOT_MAX_ATTEMPTS)"
+        transition(
+            conn,
+            job_id,
+            Status(status),
+            Status.DEAD,
+            reason=why,
+            now=now,
+            attempt=attempts,
+            finished_at=now,
+            error=why,
+            error_kind="permanent",
+        )
+
+
+def _runnable(status: str, retry_at: datetime | None, now: datetime) -> bool:
+    if status == Status.QUEUED:
         return True
-    if job.status == Status.FAILED:
-        return job.retry_at is None or job.retry_at <= now + CLOCK_TOLERANCE
+    if status == Status.FAILED:
+        return retry_at is None or retry_at <= now + CLOCK_TOLERANCE
     return False
 
 
@@ -225,8 +276,8 @@ class _Attempt:
 
     def call(self, purpose: str, model: str, prompt: str, system: str, **extra: Any) -> Completion:
         if self._unsaved:
-            with write_session(self.runtime.sessions) as session:
-                self.save_spend(session)
+            with write_connection(self.runtime.engine) as conn:
+                self.save_spend(conn)
             self.spend_saved()
         request = ModelRequest(
             purpose="qa" if purpose == "qa" else "task",
@@ -272,27 +323,46 @@ class _Attempt:
         self._unsaved.append((entry, completion))
         return completion
 
-    def save_spend(self, session: Session) -> None:
-        """Add the unsaved calls' tokens and cost to the attempt and the job (unguarded:
-        money spent is spent, whoever finishes the job)."""
+    def unsaved_spend(self) -> dict[str, int]:
+        """Tokens and cost of the calls not saved yet, as the counters to add."""
+        return {
+            "tokens_in": sum(c.tokens_in for _, c in self._unsaved),
+            "tokens_out": sum(c.tokens_out for _, c in self._unsaved),
+            "cost_micros": sum(e["cost_micros"] or 0 for e, _ in self._unsaved),
+        }
+
+    def save_spend(self, conn: Connection, *, job_spend: bool = True) -> None:
+        """Add the unsaved calls' tokens and cost to the attempt and (unless the caller's
+        own transition added them) the job: unguarded, money spent is spent, whoever
+        finishes the job."""
         if not self._unsaved:
             return
-        tokens_in = sum(c.tokens_in for _, c in self._unsaved)
-        tokens_out = sum(c.tokens_out for _, c in self._unsaved)
-        cost = sum(e["cost_micros"] or 0 for e, _ in self._unsaved)
-        unpriced = {e["model"] for e, _ in self._unsaved if e["cost_micros"] is None}
-        model = self._unsaved[-1][1].model
-        spend = {"tin": tokens_in, "tout": tokens_out, "cost": cost}
-        conn = session.connection()
-        conn.execute(
-            _ADD_ATTEMPT_SPEND,
-            {**spend, "v_id": self.claim.attempt_id, "v_calls": list(self.calls), "v_model": model},
+        spend = self.unsaved_spend()
+        params = {
+            "tin": spend["tokens_in"],
+            "tout": spend["tokens_out"],
+            "cost": spend["cost_micros"],
+        }
+        _ADD_ATTEMPT_SPEND.execute(
+            conn,
+            {**params, "v_id": self.claim.attempt_id, "v_calls": self.calls, "v_model": self.model},
         )
-        conn.execute(_ADD_JOB_SPEND, {**spend, "v_id": self.claim.job_id})
+        if job_spend:
+            _ADD_JOB_SPEND.execute(conn, {**params, "v_id": self.claim.job_id})
+        self.save_unpriced(conn)
+
+    def save_unpriced(self, conn: Connection) -> None:
+        """Name the unsaved calls' models that have no known price on the job."""
+        unpriced = {e["model"] for e, _ in self._unsaved if e["cost_micros"] is None}
         if unpriced:
-            job = session.get(Job, self.claim.job_id)
-            assert job is not None
-            job.unpriced_models = sorted(set(job.unpriced_models) | unpriced)
+            known = conn.execute(_UNPRICED, {"v_id": self.claim.job_id}).scalar() or []
+            conn.execute(
+                _SET_UNPRICED, {"v_id": self.claim.job_id, "v_m": sorted(set(known) | unpriced)}
+            )
+
+    @property
+    def model(self) -> str | None:
+        return self._unsaved[-1][1].model if self._unsaved else None
 
     def spend_saved(self) -> None:
         """Call once the transaction that saved the spend has committed."""
@@ -386,26 +456,24 @@ def _finish(attempt: _Attempt, answer: Answer) -> str | None:
     if answer.escalation_error:
         reason += f"; escalation failed: {answer.escalation_error}"
     tokens = answer.completion.tokens_in + answer.completion.tokens_out
-    rule = claim.rule
+    spec = claim.spec
     price = pricing.price_cents(
-        unit=rule.unit,
-        rate_micros=rule.rate_micros,
-        min_cents=rule.min_cents,
-        max_cents=rule.max_cents,
+        unit=spec.unit,
+        rate_micros=spec.rate_micros,
+        min_cents=spec.min_cents,
+        max_cents=spec.max_cents,
         tokens=tokens,
         input_text=claim.input_text,
         client_overrides=claim.client_overrides,
         task_type=claim.task_type,
     )
-    with write_session(runtime.sessions) as session:
-        attempt.save_spend(session)
-        job = change(
-            session,
-            claim.job_id,
+    with write_connection(runtime.engine) as conn:
+        finished = _end(
+            conn,
+            attempt,
             target,
             reason=reason,
             now=now,
-            guard=lambda j: j.lease_token == claim.token,
             result=answer.completion.text,
             qa_score=verdict.score if verdict else None,
             qa_breakdown=verdict.breakdown if verdict else None,
@@ -422,14 +490,53 @@ def _finish(attempt: _Attempt, answer: Answer) -> str | None:
             error_kind=None,
             finished_at=now,
             duration_ms=int((now - claim.job_started_at).total_seconds() * 1000),
-            lease_token=None,
-            lease_until=None,
         )
         _close_attempt(
-            session, claim, "ok" if passed else "needs_review", now, discarded=job is None
+            conn, attempt, "ok" if passed else "needs_review", now, discarded=not finished
         )
     attempt.spend_saved()
-    return target.value if job is not None else None
+    return target.value if finished else None
+
+
+def _end(
+    conn: Connection,
+    attempt: _Attempt,
+    target: Status,
+    *,
+    reason: str,
+    now: datetime,
+    **values: Any,
+) -> bool:
+    """The guarded transition that ends an attempt, with the calls' unsaved spend added to
+    the job in the same statement; when the lease was lost the spend is added anyway."""
+    claim = attempt.claim
+    spend = attempt.unsaved_spend()
+    ended = transition(
+        conn,
+        claim.job_id,
+        Status.PROCESSING,
+        target,
+        reason=reason,
+        now=now,
+        attempt=claim.n,
+        holder=claim.token,
+        add=spend,
+        lease_token=None,
+        lease_until=None,
+        **values,
+    )
+    if not ended and any(spend.values()):  # money spent is spent, whoever finishes the job
+        _ADD_JOB_SPEND.execute(
+            conn,
+            {
+                "v_id": claim.job_id,
+                "tin": spend["tokens_in"],
+                "tout": spend["tokens_out"],
+                "cost": spend["cost_micros"],
+            },
+        )
+    attempt.save_unpriced(conn)
+    return ended
 
 
 def _fail(attempt: _Attempt, message: str, kind: str, *, permanent: bool) -> str | None:
@@ -451,39 +558,35 @@ def _fail(attempt: _Attempt, message: str, kind: str, *, permanent: bool) -> str
         delay = settings.retry_delay_seconds * 2 ** (claim.n - 1)
         retry_at = now + timedelta(seconds=random.uniform(delay * 0.8, delay * 1.2))
         reason = f"attempt {claim.n} failed ({kind}), retry at {retry_at:%H:%M:%S}: {message}"
-    with write_session(runtime.sessions) as session:
-        attempt.save_spend(session)
-        job = change(
-            session,
-            claim.job_id,
+    with write_connection(runtime.engine) as conn:
+        ended = _end(
+            conn,
+            attempt,
             target,
             reason=reason,
             now=now,
-            guard=lambda j: j.lease_token == claim.token,
             error=(reason if target == Status.DEAD else message)[:2000],
             error_kind="permanent" if permanent else "transient",
             retry_at=retry_at,
-            lease_token=None,
-            lease_until=None,
             finished_at=now if target == Status.DEAD else None,
         )
         _close_attempt(
-            session, claim, "failed", now, discarded=job is None, error=message, error_kind=kind
+            conn, attempt, "failed", now, discarded=not ended, error=message, error_kind=kind
         )
     attempt.spend_saved()
-    if job is not None and retry_at is not None:
+    if ended and retry_at is not None:
         try:
             runtime.queue.enqueue(claim.job_id, priority=claim.priority, eta=retry_at)
         except Exception:
             log.warning(
                 "job %s: could not schedule its retry; the sweep will", claim.job_id, exc_info=True
             )
-    return target.value if job is not None else None
+    return target.value if ended else None
 
 
 def _close_attempt(
-    session: Session,
-    claim: Claim,
+    conn: Connection,
+    attempt: _Attempt,
     status: str,
     now: datetime,
     *,
@@ -491,12 +594,20 @@ def _close_attempt(
     error: str | None = None,
     error_kind: str | None = None,
 ) -> None:
+    """The attempt's last spend and its end, in one statement."""
+    claim = attempt.claim
     if discarded:
         error = "result discarded: the job was cancelled or its lease passed to another worker"
-    session.connection().execute(
-        _CLOSE_ATTEMPT,
+    spend = attempt.unsaved_spend()
+    _CLOSE_ATTEMPT.execute(
+        conn,
         {
             "v_id": claim.attempt_id,
+            "v_calls": attempt.calls,
+            "v_model": attempt.model,
+            "tin": spend["tokens_in"],
+            "tout": spend["tokens_out"],
+            "cost": spend["cost_micros"],
             "v_status": "discarded" if discarded else status,
             "v_finished_at": now,
             "v_latency_ms": int((time.monotonic() - claim.started) * 1000),

@@ -19,6 +19,7 @@ from huey.storage import SqliteStorage
 from echopilot.config import Settings
 
 RUN_JOB = "echopilot.run_job"
+REVOKE_PREFIX = "r:"  # Huey's key of a task's revocation: "r:<task id>"
 # Filled in by the worker; an enqueuing process never runs the task body.
 _executor: Callable[[int], None] | None = None
 
@@ -35,7 +36,8 @@ def _run_job(job_id: int) -> None:
 
 
 class _QueuedSqliteStorage(SqliteStorage):  # type: ignore[misc]
-    """SQLite storage whose threads take turns on a Python lock before the file lock.
+    """SQLite storage whose threads take turns on a Python lock before the file lock, and
+    whose commits do not wait for the disk (synchronous=NORMAL).
 
     Every dequeue is a write transaction; with dozens of worker threads, SQLite's busy
     handler (sleeps of up to 100 ms) turns contention into idle workers. A Python lock
@@ -46,6 +48,13 @@ class _QueuedSqliteStorage(SqliteStorage):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self._turn = threading.Lock()
 
+    def _create_connection(self) -> Any:
+        conn = super()._create_connection()
+        # The database, not the queue, is the record of every job (a lost message is found
+        # again by the recovery sweep): the queue need not wait for the disk on each commit.
+        conn.execute("pragma synchronous=NORMAL")
+        return conn
+
     def dequeue(self) -> Any:
         with self._turn:
             return super().dequeue()
@@ -55,8 +64,30 @@ class _QueuedSqliteStorage(SqliteStorage):  # type: ignore[misc]
             return super().enqueue(data, priority)
 
 
-class _SqliteHuey(SqliteHuey):  # type: ignore[misc]
+class _NoRevocations:
+    """EchoPilot never revokes a queued message: a job is cancelled in the database, and its
+    message then finds nothing to run. So each task skips Huey's revocation check (a read)
+    and the clearing of its revocation key (a write)."""
+
+    def is_revoked(self, task: Any, timestamp: Any = None, peek: bool = True) -> bool:
+        return False
+
+    def delete(self, key: str) -> Any:
+        if key.startswith(REVOKE_PREFIX):
+            return None
+        return super().delete(key)  # type: ignore[misc]
+
+
+class _SqliteHuey(_NoRevocations, SqliteHuey):  # type: ignore[misc]
     storage_class = _QueuedSqliteStorage
+
+
+class _RedisHuey(_NoRevocations, PriorityRedisHuey):  # type: ignore[misc]
+    pass
+
+
+class _MemoryHuey(_NoRevocations, MemoryHuey):  # type: ignore[misc]
+    pass
 
 
 def build_huey(settings: Settings) -> tuple[Huey, Any]:
@@ -72,9 +103,9 @@ def build_huey(settings: Settings) -> tuple[Huey, Any]:
         path.parent.mkdir(parents=True, exist_ok=True)
         huey = _SqliteHuey(settings.queue_name, filename=str(path), timeout=30, **common)
     elif scheme in ("redis", "rediss"):
-        huey = PriorityRedisHuey(settings.queue_name, url=url, **common)
+        huey = _RedisHuey(settings.queue_name, url=url, **common)
     elif scheme == "memory":
-        huey = MemoryHuey(settings.queue_name, **common)
+        huey = _MemoryHuey(settings.queue_name, **common)
     else:
         raise ValueError(f"ECHOPILOT_QUEUE_URL: unsupported scheme {scheme!r}")
     return huey, huey.task(name=RUN_JOB)(_run_job)

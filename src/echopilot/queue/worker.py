@@ -213,6 +213,9 @@ def run_worker(runtime: Runtime, *, concurrency: int | None = None, burst: bool 
     try:
         _main_loop(runtime, consumer, keeper, burst)
     finally:
+        # A consumer thread still waiting on the queue (a blocking Redis pop lasts up to a
+        # second) may yet take a message, even one handed back below: it goes back too.
+        set_executor(lambda job_id: runtime.queue.enqueue(int(job_id)))
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         for token, job_id in keeper.held().items():
@@ -222,7 +225,6 @@ def run_worker(runtime: Runtime, *, concurrency: int | None = None, burst: bool 
             except Exception:  # its lease will expire and the sweep will recover it
                 log.exception("could not hand back job %s", job_id)
         keeper.stop()
-        set_executor(None)
     log.info("worker %s stopped", runtime.identity)
     return 0
 
