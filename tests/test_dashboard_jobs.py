@@ -50,24 +50,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     settings = offline_settings(tmp_path_factory.mktemp("jobs") / "var")
     run_cli(settings, "demo", "seed", "--json", check=True)
     served = start_server(settings)
-    served.api(
-        "POST",
-        "/api/jobs",
-        json={"name": "long input job", "task_type": "summary", "input": LONG_INPUT},
-    )
-    served.api(
-        "POST",
-        "/api/jobs",
-        json={
-            "name": "offline job with a client",
-            "task_type": "drafting",
-            "input": "Draft a short thank-you note to a customer for renewing their plan.",
-            "client": "ada@example.com",
-        },
-    )
-    run_cli(settings, "worker", "--burst", check=True)
-    yield served
-    served.stop()
+    try:  # the server is stopped even when the set-up below fails
+        served.api(
+            "POST",
+            "/api/jobs",
+            json={"name": "long input job", "task_type": "summary", "input": LONG_INPUT},
+        )
+        served.api(
+            "POST",
+            "/api/jobs",
+            json={
+                "name": "offline job with a client",
+                "task_type": "drafting",
+                "input": "Draft a short thank-you note to a customer for renewing their plan.",
+                "client": "ada@example.com",
+            },
+        )
+        run_cli(settings, "worker", "--burst", check=True)
+        yield served
+    finally:
+        served.stop()
 
 
 def find_job(server: Server, name: str) -> dict[str, Any]:

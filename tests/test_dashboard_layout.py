@@ -40,9 +40,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     run_cli(settings, "demo", "seed", "--days", "3", "--json", check=True)
     served = start_server(settings)
     # A run with a long result, so the result column has text to fit.
-    served.api("POST", "/api/automations/run/retention")
-    yield served
-    served.stop()
+    try:  # the server is stopped even when the set-up below fails
+        served.api("POST", "/api/automations/run/retention")
+        yield served
+    finally:
+        served.stop()
 
 
 def inside(inner: dict[str, float], outer: dict[str, float]) -> bool:

@@ -129,6 +129,15 @@ class Settings(BaseSettings):
         validation_alias=_env("ECHOPILOT_API_WORKERS"),
         description="Processes serving the HTTP API (each uses one core at most).",
     )
+    api_threads: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        validation_alias=_env("ECHOPILOT_API_THREADS"),
+        description="Threads per API process for database work; 0: 1 on SQLite (its work "
+        "is CPU under one lock, and more threads only take turns), 4 on PostgreSQL (network "
+        "round trips overlap).",
+    )
     max_body_bytes: int = Field(
         default=2_000_000,
         ge=1024,
@@ -463,6 +472,12 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_queue_url(self) -> str:
         return self.queue_url or f"sqlite:///{self.home / 'queue.db'}"
+
+    @cached_property
+    def resolved_api_threads(self) -> int:
+        if self.api_threads:
+            return self.api_threads
+        return 1 if self.resolved_database_url.startswith("sqlite") else 4
 
     @cached_property
     def provider_name(self) -> Literal["openai", "offline"]:

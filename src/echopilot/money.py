@@ -22,3 +22,17 @@ def usd_to_cents(amount: Decimal) -> int:
 
 def cents_to_usd(cents: int) -> Decimal:
     return (Decimal(cents) / CENTS_PER_USD).quantize(Decimal("0.01"))
+
+
+def micros_text(micros: int) -> str:
+    """str(micros_to_usd(micros)) by integer arithmetic (the API lists many at once)."""
+    sign = "-" if micros < 0 else ""
+    whole, part = divmod(abs(micros), MICROS_PER_USD)
+    return f"{sign}{whole}.{part:06d}"
+
+
+def cents_text(cents: int) -> str:
+    """str(cents_to_usd(cents)) by integer arithmetic."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), CENTS_PER_USD)
+    return f"{sign}{whole}.{part:02d}"

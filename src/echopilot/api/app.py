@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -14,9 +15,17 @@ from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from echopilot import __version__
+from echopilot.api import pool
 from echopilot.api.auth import KeyGuard
 from echopilot.api.envelope import ERROR_RESPONSES, error_response
 from echopilot.api.middleware import EdgeMiddleware, is_protected
+from echopilot.api.pool import (
+    RETRY_AFTER_SECONDS,
+    Admission,
+    Overloaded,
+    connections_needed,
+    limit_threads,
+)
 from echopilot.api.routes import (
     activity,
     automations,
@@ -63,6 +72,7 @@ SECURITY_SCHEMES = {
 
 def create_app(runtime: Runtime, dashboard_key: str) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="EchoPilot",
         version=__version__,
         description="Operations API of EchoPilot. Every /api/ route needs the dashboard key "
@@ -75,6 +85,9 @@ def create_app(runtime: Runtime, dashboard_key: str) -> FastAPI:
     app.state.key_guard = guard = KeyGuard(dashboard_key, runtime)
     app.state.prometheus = CollectorRegistry(auto_describe=False)
     app.state.prometheus.register(prometheus.DatabaseCollector(runtime))
+    threads = runtime.settings.resolved_api_threads
+    app.state.admission = admission = Admission(app.state.prometheus, threads)
+    pool.current = admission
 
     api = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
     for router in API_ROUTERS:
@@ -87,10 +100,19 @@ def create_app(runtime: Runtime, dashboard_key: str) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(dashboard.WEB / "static")), name="static")
     _install_error_handlers(app)
     app.add_middleware(
-        EdgeMiddleware, max_body_bytes=runtime.settings.max_body_bytes, key_guard=guard
+        EdgeMiddleware,
+        max_body_bytes=runtime.settings.max_body_bytes,
+        key_guard=guard,
+        admission=admission,
     )
     app.openapi = _openapi_with_key(app)  # type: ignore[method-assign]
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    limit_threads(app, app.state.runtime.settings.resolved_api_threads)
+    yield
 
 
 def _openapi_with_key(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -124,7 +146,7 @@ def app_from_environment() -> FastAPI:
     # parent's logging), and its protocol takes its limits from the same settings.
     logsetup.setup(settings.home, "api", settings.log_level, console=True)
     configure(settings)
-    runtime = Runtime(settings, pool_size=20)
+    runtime = Runtime(settings, pool_size=connections_needed(settings.resolved_api_threads))
     return create_app(runtime, keys.load_or_create(settings).value)
 
 
@@ -135,8 +157,19 @@ def _request_id(request: Request) -> str | None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    # Async: they do no I/O, and a sync handler would cost a hop to the thread pool.
+    @app.exception_handler(Overloaded)
+    async def _overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+        return error_response(
+            503,
+            "overloaded",
+            str(exc),
+            request_id=_request_id(request),
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
     @app.exception_handler(RequestValidationError)
-    def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = []
         problems = []
         for error in exc.errors():
@@ -158,21 +191,21 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(InputError)
-    def _input(request: Request, exc: InputError) -> JSONResponse:
+    async def _input(request: Request, exc: InputError) -> JSONResponse:
         return error_response(
             422, "invalid_input", str(exc), request_id=_request_id(request), fields=[exc.field]
         )
 
     @app.exception_handler(NotFoundError)
-    def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+    async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
         return error_response(404, "not_found", str(exc), request_id=_request_id(request))
 
     @app.exception_handler(ConflictError)
-    def _conflict(request: Request, exc: ConflictError) -> JSONResponse:
+    async def _conflict(request: Request, exc: ConflictError) -> JSONResponse:
         return error_response(409, "conflict", str(exc), request_id=_request_id(request))
 
     @app.exception_handler(StarletteHTTPException)
-    def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(

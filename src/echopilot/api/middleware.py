@@ -11,9 +11,10 @@ those outside every middleware, so their answers would lack the headers and the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-import uuid
+import secrets
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -21,6 +22,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from echopilot.api.auth import AuthError, KeyGuard, presented_key
+from echopilot.api.pool import POOLED_PREFIXES, RETRY_AFTER_SECONDS, Admission
 
 log = logging.getLogger("echopilot.api")
 
@@ -60,17 +62,44 @@ def is_protected(path: str) -> bool:
 
 class EdgeMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, key_guard: KeyGuard | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        key_guard: KeyGuard | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.key_guard = key_guard
+        self.admission = admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex[:16]
+        path: str = scope.get("path", "")
+        # Before anything else: refusing costs least when nothing has been done yet.
+        if (
+            self.admission is not None
+            and path.startswith(POOLED_PREFIXES)
+            and self.admission.full()
+        ):
+            self.admission.refuse("busy")
+            request_id = new_request_id()
+            await self._error(
+                _with_headers(send, [*SECURITY_HEADERS, NO_STORE, _request_header(request_id)]),
+                503,
+                "overloaded",
+                f"the server is busy; retry in {RETRY_AFTER_SECONDS} s",
+                request_id,
+                headers=[(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
+            )
+            return
+        await self._handle(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         extra = [*SECURITY_HEADERS, (b"x-request-id", request_id.encode())]
         path: str = scope.get("path", "")
@@ -197,6 +226,29 @@ class EdgeMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+# Request ids: unique in this process by a counter, across processes by a random prefix
+# (uuid4 read the system's random source on every request).
+_REQUEST_PREFIX = secrets.token_hex(4)
+_request_numbers = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_REQUEST_PREFIX}{next(_request_numbers):08x}"
+
+
+def _request_header(request_id: str) -> tuple[bytes, bytes]:
+    return (b"x-request-id", request_id.encode())
+
+
+def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *extra]
+        await send(message)
+
+    return sending
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

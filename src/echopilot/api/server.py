@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from echopilot.api import pool
 from echopilot.api.middleware import NO_STORE, SECURITY_HEADERS
+from echopilot.api.pool import POOLED_PREFIXES_BYTES, RETRY_AFTER_SECONDS
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
@@ -166,6 +168,9 @@ class EchoPilotProtocol(HttpToolsProtocol):
         self._trailer_received = 0
         self._deadline: asyncio.TimerHandle | None = None
         self._closing = False  # answered at the edge: discarding input until closed
+        # Refused over capacity (answered already): the rest of the request is skipped.
+        self._refusing = False
+        self._keep_alive_after_refusal = True
         self._linger: asyncio.TimerHandle | None = None
 
     # Connection events
@@ -267,15 +272,47 @@ class EchoPilotProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         limit = self._concurrency_limit
+        refusal = None
         if limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit):
             log.warning("over the concurrency limit (%s): answering 503", limit)
-            app, self.app = self.app, _unavailable
-            try:
-                super().on_headers_complete()
-            finally:
-                self.app = app
-        else:
+            refusal = _unavailable
+        elif self._over_capacity():
+            if self.cycle is None or self.cycle.response_complete:
+                # The cheapest refusal: written here, no app and no task at all.
+                self._refusing = True
+                self._keep_alive_after_refusal = self.parser.should_keep_alive()
+                defaults = self.server_state.default_headers  # the date, as uvicorn sends it
+                self.transport.write(
+                    b"".join(
+                        [
+                            _OVERLOADED_STATUS,
+                            *(name + b": " + value + b"\r\n" for name, value in defaults),
+                            _OVERLOADED_REST,
+                        ]
+                    )
+                )
+                return
+            refusal = _overloaded  # behind an answer still being written: in its turn
+        if refusal is None:
             super().on_headers_complete()
+            return
+        app, self.app = self.app, refusal
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def _over_capacity(self) -> bool:
+        """Whether the app's thread pool is too far behind for this request: then it is
+        refused here, before any of the app runs (refusals must cost little: at three
+        times the capacity there are two of them for each request served)."""
+        admission = pool.current
+        if admission is None or not self.url.startswith(POOLED_PREFIXES_BYTES):
+            return False
+        if not admission.full():
+            return False
+        admission.refuse("busy")
+        return True
 
     def on_chunk_header(self) -> None:
         self._awaiting_chunk_data = True
@@ -283,7 +320,8 @@ class EchoPilotProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         self._awaiting_chunk_data = False
         self._trailer_received = 0
-        super().on_body(body)
+        if not self._refusing:
+            super().on_body(body)
 
     def on_chunk_complete(self) -> None:
         self._awaiting_chunk_data = False
@@ -295,7 +333,17 @@ class EchoPilotProtocol(HttpToolsProtocol):
         self._begun = False
         self._awaiting_chunk_data = False
         self._trailer_received = 0
-        super().on_message_complete()
+        if not self._refusing:
+            super().on_message_complete()
+            return
+        self._refusing = False
+        if not self._keep_alive_after_refusal:
+            self._close_gracefully()
+            return
+        self.flow.resume_reading()
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
 
     # The deadline
 
@@ -311,6 +359,9 @@ class EchoPilotProtocol(HttpToolsProtocol):
     def _timed_out(self) -> None:
         self._deadline = None
         if self._closing or self.transport.is_closing():
+            return
+        if self._refusing:  # answered 503 already; the rest of the request never came
+            self._close_quietly()
             return
         if not self._begun and self._in_head:
             self._close_quietly()  # nothing of a request came: no answer, just close
@@ -375,6 +426,41 @@ class EchoPilotProtocol(HttpToolsProtocol):
 
     def _peer(self) -> str:
         return self.client[0] if self.client else "unknown"
+
+
+_OVERLOADED_BODY = json.dumps(
+    {
+        "ok": False,
+        "data": None,
+        "error": {
+            "code": "overloaded",
+            "message": f"the server is busy; retry in {RETRY_AFTER_SECONDS} s",
+        },
+    }
+).encode()
+_OVERLOADED_HEAD = [
+    (b"content-type", b"application/json"),
+    (b"content-length", str(len(_OVERLOADED_BODY)).encode()),
+    (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+    NO_STORE,
+    *SECURITY_HEADERS,
+]
+
+
+_OVERLOADED_STATUS = STATUS_LINE[503]
+_OVERLOADED_REST = b"".join(
+    [
+        *(name + b": " + value + b"\r\n" for name, value in _OVERLOADED_HEAD),
+        b"\r\n",
+        _OVERLOADED_BODY,
+    ]
+)
+
+
+async def _overloaded(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    """The answer over capacity, in the envelope, the connection kept open."""
+    await send({"type": "http.response.start", "status": 503, "headers": _OVERLOADED_HEAD})
+    await send({"type": "http.response.body", "body": _OVERLOADED_BODY, "more_body": False})
 
 
 async def _unavailable(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:

@@ -68,8 +68,8 @@ def list_jobs(
     as_json: bool = JsonOption,
 ) -> None:
     """List jobs, newest first."""
-    with runtime() as rt, read_session(rt.sessions) as session:
-        rows = views.listing(session, status=status, limit=limit, before_id=before)
+    with runtime() as rt, rt.engine.connect() as conn:
+        rows = views.listing(conn, status=status, limit=limit, before_id=before)
     output(rows, as_json, _print_table)
 
 

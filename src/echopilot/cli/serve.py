@@ -10,7 +10,7 @@ import typer
 
 from echopilot import keys
 from echopilot.cli.common import runtime
-from echopilot.config import Settings
+from echopilot.config import Settings, load_settings
 
 
 def banner(settings: Settings, key: keys.DashboardKey, host: str, port: int) -> None:
@@ -52,9 +52,11 @@ def serve(
     import uvicorn
 
     from echopilot.api.app import create_app
+    from echopilot.api.pool import connections_needed
     from echopilot.api.server import uvicorn_options
 
-    with runtime("api", console_logs=True, pool_size=20) as rt:
+    threads = load_settings().resolved_api_threads
+    with runtime("api", console_logs=True, pool_size=connections_needed(threads)) as rt:
         settings = rt.settings
         key = keys.load_or_create(settings)
         bind_host, bind_port = host or settings.host, port or settings.port

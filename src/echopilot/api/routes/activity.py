@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from echopilot.api.deps import SessionDep
-from echopilot.api.envelope import Envelope, ok
+from echopilot.api.deps import RuntimeDep
+from echopilot.api.envelope import Envelope
+from echopilot.api.pool import answer
 from echopilot.db.models import AuditLog, ScheduleRun
 
 router = APIRouter(tags=["activity"])
@@ -28,9 +30,17 @@ class Activity(BaseModel):
 
 
 @router.get("/activity", response_model=Envelope[Activity])
-def activity(
-    session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 20
-) -> dict[str, Any]:
+async def activity(
+    runtime: RuntimeDep, request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 20
+) -> Response:
+    def work() -> dict[str, Any]:
+        with runtime.sessions() as session:
+            return _activity(session, limit)
+
+    return await answer(request, work)
+
+
+def _activity(session: Session, limit: int) -> dict[str, Any]:
     audits = session.scalars(select(AuditLog).order_by(AuditLog.at.desc()).limit(limit))
     runs = session.scalars(
         select(ScheduleRun)
@@ -58,4 +68,4 @@ def activity(
         for r in runs
     ]
     items.sort(key=lambda item: str(item["at"]), reverse=True)
-    return ok({"items": items[:limit]})
+    return {"items": items[:limit]}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from echopilot import audit
 from echopilot.api.deps import RuntimeDep
-from echopilot.api.envelope import Envelope, ok
+from echopilot.api.envelope import Envelope
+from echopilot.api.pool import answer
 from echopilot.api.schemas import AutomationsStatus, ControlResult, RunOut
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import ScheduleRun
@@ -25,14 +26,31 @@ ACTOR = "api"
 
 
 @router.get("/status", response_model=Envelope[AutomationsStatus])
-def automations_status(runtime: RuntimeDep) -> dict[str, Any]:
-    return ok(control.status(runtime))
+async def automations_status(runtime: RuntimeDep, request: Request) -> Response:
+    return await answer(request, lambda: control.status(runtime))
 
 
 @router.post("/start", response_model=Envelope[ControlResult])
-def automations_start(runtime: RuntimeDep) -> dict[str, Any]:
+async def automations_start(runtime: RuntimeDep, request: Request) -> Response:
     """Resume if paused, and start this home's scheduler unless one runs (when this server
     may control processes); answers once it runs, so the status says `running: true`."""
+    return await answer(request, lambda: _start(runtime), slow=True)
+
+
+@router.post("/stop", response_model=Envelope[ControlResult])
+async def automations_stop(runtime: RuntimeDep, request: Request) -> Response:
+    """Pause: every scheduler on this database claims no new slots until started again
+    (survives restarts); no process is stopped (`echopilot scheduler stop` does that)."""
+    return await answer(request, lambda: _stop(runtime))
+
+
+@router.post("/run/{task}", response_model=Envelope[RunOut])
+async def automations_run(task: str, runtime: RuntimeDep, request: Request) -> Response:
+    """Run a task now (recorded as a manual run) and return the finished run."""
+    return await answer(request, lambda: _run(request, runtime, task), slow=True)
+
+
+def _start(runtime: Runtime) -> dict[str, Any]:
     allowed = runtime.settings.allow_process_control
     result = control.start(runtime, actor=ACTOR, launch=allowed)
     if result.started:
@@ -48,23 +66,18 @@ def automations_start(runtime: RuntimeDep) -> dict[str, Any]:
             action="automations.start",
             details={"result": action, "pid": result.pid},
         )
-    return ok({"action": action, "status": control.status(runtime)})
+    return {"action": action, "status": control.status(runtime)}
 
 
-@router.post("/stop", response_model=Envelope[ControlResult])
-def automations_stop(runtime: RuntimeDep) -> dict[str, Any]:
-    """Pause: every scheduler on this database claims no new slots until started again
-    (survives restarts); no process is stopped (`echopilot scheduler stop` does that)."""
+def _stop(runtime: Runtime) -> dict[str, Any]:
     paused = store.set_paused(runtime.sessions, True, ACTOR)
     action = "paused" if paused else "already paused"
     with write_session(runtime.sessions) as session:
         audit.record(session, actor=ACTOR, action="automations.stop", details={"result": action})
-    return ok({"action": action, "status": control.status(runtime)})
+    return {"action": action, "status": control.status(runtime)}
 
 
-@router.post("/run/{task}", response_model=Envelope[RunOut])
-def automations_run(task: str, runtime: RuntimeDep, request: Request) -> dict[str, Any]:
-    """Run a task now (recorded as a manual run) and return the finished run."""
+def _run(request: Request, runtime: Runtime, task: str) -> dict[str, Any]:
     table = build(runtime.settings)
     if task not in table:
         raise NotFoundError("task", repr(task), f"tasks: {', '.join(table)}")
@@ -73,7 +86,7 @@ def automations_run(task: str, runtime: RuntimeDep, request: Request) -> dict[st
         audit.record(session, actor=ACTOR, action="automations.run", target=f"task:{task}")
     with read_session(runtime.sessions) as session:
         run = session.scalars(select(ScheduleRun).where(ScheduleRun.id == claimed.id)).one()
-        return ok(control.run_dict(run))
+        return control.run_dict(run)
 
 
 _manual_lock = threading.Lock()

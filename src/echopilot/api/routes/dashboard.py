@@ -21,17 +21,17 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
-def root() -> RedirectResponse:
+async def root() -> RedirectResponse:
     return RedirectResponse("/dashboard", status_code=307)
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-def dashboard(request: Request) -> HTMLResponse:
+async def dashboard(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "dashboard.html", {"version": __version__})
 
 
 @router.api_route("/static/vendor/plotly.min.js", methods=["GET", "HEAD"])
-def plotly_js() -> FileResponse:
+async def plotly_js() -> FileResponse:
     return FileResponse(
         PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
     )

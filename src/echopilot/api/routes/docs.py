@@ -26,12 +26,12 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/docs", response_class=HTMLResponse)
-def docs(request: Request) -> HTMLResponse:
+async def docs(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "docs.html", {"version": __version__})
 
 
 @router.api_route("/static/vendor/swagger-ui/{name}", methods=["GET", "HEAD"])
-def swagger_asset(name: str) -> FileResponse:
+async def swagger_asset(name: str) -> FileResponse:
     media_type = SWAGGER_ASSETS.get(name)
     if media_type is None:
         raise HTTPException(404, "no such file")
@@ -43,7 +43,7 @@ def swagger_asset(name: str) -> FileResponse:
 
 
 @router.get("/openapi.json")
-def openapi(request: Request) -> JSONResponse:
+async def openapi(request: Request) -> JSONResponse:
     """The schema, for holders of the key only: EdgeMiddleware checks the key on this path
     (api/middleware.py is_protected) as on every /api/ path, since it maps every route."""
     schema: dict[str, Any] = request.app.openapi()

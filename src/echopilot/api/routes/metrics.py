@@ -6,12 +6,14 @@ import threading
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from echopilot import metrics
-from echopilot.api.deps import RuntimeDep, SessionDep
-from echopilot.api.envelope import Envelope, ok
+from echopilot.api.deps import RuntimeDep
+from echopilot.api.envelope import Envelope
+from echopilot.api.pool import answer
 from echopilot.api.schemas import DailyMetrics, MetricsSummary
+from echopilot.runtime import Runtime
 
 router = APIRouter(tags=["metrics"])
 
@@ -27,26 +29,39 @@ class _Cached:
 
 
 @router.get("/metrics-summary", response_model=Envelope[MetricsSummary])
-def metrics_summary(session: SessionDep, runtime: RuntimeDep, request: Request) -> dict[str, Any]:
+async def metrics_summary(runtime: RuntimeDep, request: Request) -> Response:
     ttl = runtime.settings.metrics_cache_seconds
     if not ttl:
-        return ok(metrics.summary(session))
+        return await answer(request, lambda: _summary(runtime))
     cache: _Cached | None = getattr(request.app.state, "metrics_cache", None)
     if cache is None:
         cache = request.app.state.metrics_cache = _Cached()
-    with cache.lock:  # one thread computes; the others wait and reuse it
-        if cache.data is None or time.monotonic() >= cache.expires:
-            cache.data = metrics.summary(session)
-            cache.expires = time.monotonic() + ttl
-        return ok(cache.data)
+
+    def cached() -> dict[str, Any]:
+        with cache.lock:  # one thread computes; the others wait and reuse it
+            if cache.data is None or time.monotonic() >= cache.expires:
+                cache.data = _summary(runtime)
+                cache.expires = time.monotonic() + ttl
+            return cache.data
+
+    return await answer(request, cached)
 
 
 @router.get("/metrics/daily", response_model=Envelope[DailyMetrics])
-def metrics_daily(
-    session: SessionDep,
+async def metrics_daily(
     runtime: RuntimeDep,
+    request: Request,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
-) -> dict[str, Any]:
-    data = metrics.daily(session, days=days)
-    data["qa_threshold"] = runtime.settings.qa_threshold
-    return ok(data)
+) -> Response:
+    def work() -> dict[str, Any]:
+        with runtime.sessions() as session:
+            data = metrics.daily(session, days=days)
+        data["qa_threshold"] = runtime.settings.qa_threshold
+        return data
+
+    return await answer(request, work)
+
+
+def _summary(runtime: Runtime) -> dict[str, Any]:
+    with runtime.sessions() as session:
+        return metrics.summary(session)

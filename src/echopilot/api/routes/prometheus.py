@@ -18,6 +18,7 @@ from prometheus_client.core import (
 )
 from sqlalchemy import case, func, select
 
+from echopilot.api.pool import in_pool
 from echopilot.clock import utcnow
 from echopilot.db.models import Job, JobAttempt, SchedulerInstance, WorkerHeartbeat
 from echopilot.jobs.status import Status
@@ -107,6 +108,7 @@ class DatabaseCollector:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
 )
-def prometheus_metrics(request: Request) -> Response:
+async def prometheus_metrics(request: Request) -> Response:
     registry: CollectorRegistry = request.app.state.prometheus
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    text = await in_pool(request, lambda: generate_latest(registry))
+    return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from echopilot import __version__
 from echopilot.ai.registry import provider_label
-from echopilot.api.deps import RuntimeDep, SessionDep
-from echopilot.api.envelope import Envelope, ok
+from echopilot.api.deps import RuntimeDep
+from echopilot.api.envelope import Envelope
+from echopilot.api.pool import answer
 from echopilot.api.schemas import Health, SystemStatus
 from echopilot.clock import utcnow
 from echopilot.db.models import WorkerHeartbeat
@@ -42,7 +44,11 @@ def queue_health(runtime: Runtime) -> dict[str, Any]:
 
 
 @public.get("/health", response_model=Envelope[Health])
-def health(runtime: RuntimeDep) -> dict[str, Any]:
+async def health(runtime: RuntimeDep, request: Request) -> Response:
+    return await answer(request, lambda: _health(runtime))
+
+
+def _health(runtime: Runtime) -> dict[str, Any]:
     try:
         with runtime.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -51,14 +57,37 @@ def health(runtime: RuntimeDep) -> dict[str, Any]:
         db = "error"
     queue = queue_health(runtime)
     status = "ok" if db == "ok" and queue["ok"] else "degraded"
-    return ok({"status": status, "version": __version__, "db": db, "queue": queue})
+    return {"status": status, "version": __version__, "db": db, "queue": queue}
 
 
 @router.get("/system", response_model=Envelope[SystemStatus])
-def system(runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+async def system(runtime: RuntimeDep, request: Request) -> Response:
+    return await answer(request, lambda: _system(runtime))
+
+
+def _system(runtime: Runtime) -> dict[str, Any]:
+    with runtime.sessions() as session:
+        workers = _live_workers(session)
     settings = runtime.settings
+    offline = settings.provider_name == "offline"
+    return {
+        "provider": settings.provider_name,
+        "provider_label": provider_label(settings.provider_name),
+        "models": {
+            "task": None if offline else settings.model,
+            "qa": None if offline else settings.qa_model,
+            "escalation": None if offline else settings.escalation_model,
+        },
+        "database": runtime.engine.dialect.name,
+        "queue": queue_health(runtime),
+        "workers": workers,
+        "features": FEATURES,
+    }
+
+
+def _live_workers(session: Session) -> list[dict[str, Any]]:
     now = utcnow()
-    workers = [
+    return [
         {
             "worker": w.worker,
             "heartbeat_age_s": round((now - w.heartbeat_at).total_seconds(), 1),
@@ -73,19 +102,3 @@ def system(runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
         # A worker killed on this host is known dead before its heartbeat goes stale.
         if holder_state(w.worker, w.heartbeat_at, now) != Holder.DEAD
     ]
-    offline = settings.provider_name == "offline"
-    return ok(
-        {
-            "provider": settings.provider_name,
-            "provider_label": provider_label(settings.provider_name),
-            "models": {
-                "task": None if offline else settings.model,
-                "qa": None if offline else settings.qa_model,
-                "escalation": None if offline else settings.escalation_model,
-            },
-            "database": runtime.engine.dialect.name,
-            "queue": queue_health(runtime),
-            "workers": workers,
-            "features": FEATURES,
-        }
-    )
