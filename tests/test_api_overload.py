@@ -183,3 +183,104 @@ def test_the_load_generator_shows_a_stalled_server_as_such() -> None:
     assert result.timeouts == 40 and result.answered == 0
     assert result.ok_per_second == [0, 0]
     assert 0.99 <= result.longest_wait_s < 1.5
+
+
+def raw_exchange(
+    port: int, request: bytes, then: bytes | None = None, *, head: bool = False
+) -> tuple[bytes, bytes]:
+    """Send `request` on a fresh connection and read its answer (`head`: an answer to HEAD,
+    which has no body); then, when given, send `then` on the same connection and read that
+    answer too (b"" if the connection was closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        first = _read_answer(sock, head=head)
+        if then is None:
+            return first, b""
+        try:
+            sock.sendall(then)
+            return first, _read_answer(sock)
+        except OSError:
+            return first, b""
+
+
+def _read_answer(sock: socket.socket, *, head: bool = False) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    top, _, body = data.partition(b"\r\n\r\n")
+    lines = top.lower().split(b"\r\n")
+    length = next((int(x.split(b":")[1]) for x in lines if x.startswith(b"content-length:")), 0)
+    while not head and len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return top + b"\r\n\r\n" + body
+
+
+def test_a_refusal_is_correct_http_for_every_kind_of_request(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """With the API's one thread held by a write waiting on a locked database and its queue
+    full, new requests are refused by the server itself: a GET keeps its connection for
+    the next request, a HEAD gets no body, HTTP/1.0 is closed, a POST with a body is
+    answered once its body is read; every refusal is the 503 envelope with Retry-After."""
+    import sqlite3
+
+    settings = make_settings(ai_provider="offline", api_threads=1)
+    with serving(settings, ECHOPILOT_API_THREADS="1", ECHOPILOT_SQLITE_BUSY_SECONDS="8") as child:
+        holder = sqlite3.connect(settings.home / "echopilot.db", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        job = {"name": "n", "task_type": "summary", "input": "text"}
+        waiting: list[threading.Thread] = []
+        try:
+            # One write holds the only thread; 64 reads fill its queue.
+            blocked = threading.Thread(
+                target=lambda: httpx.post(
+                    child.url + "/api/jobs", json=job, headers=KEY, timeout=30
+                )
+            )
+            blocked.start()
+            time.sleep(0.5)
+            for _ in range(64):
+                reader = threading.Thread(
+                    target=lambda: httpx.get(child.url + "/api/jobs", headers=KEY, timeout=30)
+                )
+                reader.start()
+                waiting.append(reader)
+            time.sleep(1.0)
+            key = f"X-Dash-Key: {TEST_KEY}\r\n".encode()
+            get = b"GET /api/jobs HTTP/1.1\r\nHost: x\r\n" + key + b"\r\n"
+            refused, after = raw_exchange(child.port, get, then=get)
+            head_only, _ = raw_exchange(
+                child.port, b"HEAD /api/jobs HTTP/1.1\r\nHost: x\r\n" + key + b"\r\n", head=True
+            )
+            old, closed = raw_exchange(
+                child.port, b"GET /api/jobs HTTP/1.0\r\n" + key + b"\r\n", then=get
+            )
+            body = json.dumps(job).encode()
+            post = (
+                b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + key
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            posted, _ = raw_exchange(child.port, post)
+        finally:
+            holder.rollback()
+            holder.close()
+            blocked.join(30)
+            for reader in waiting:
+                reader.join(30)
+    for answer in (refused, after, head_only, old, posted):
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+        assert b"retry-after: 1" in answer.lower(), answer[:400]
+    for answer in (refused, after, old, posted):
+        envelope = json.loads(answer.partition(b"\r\n\r\n")[2])
+        assert envelope["ok"] is False and envelope["error"]["code"] == "overloaded"
+    assert head_only.partition(b"\r\n\r\n")[2] == b"", "no body for HEAD"
+    assert b"connection: close" in old.lower()
+    assert closed == b"", "an HTTP/1.0 connection is closed after the refusal"

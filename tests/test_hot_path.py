@@ -108,3 +108,33 @@ def test_task_types_and_price_rules_are_read_again_once_they_may_have_changed(
         assert fresh.spec(conn, "summary").rate_micros == 9_500_000  # type: ignore[union-attr]
         # Within its second, a process keeps the copy it has (documented).
         assert cached.spec(conn, "summary").rate_micros == 8_000_000  # type: ignore[union-attr]
+
+
+def test_an_attempt_that_fails_after_a_call_keeps_that_call_s_model(
+    openai_rt: Callable[..., Runtime], model_server: FakeModelServer
+) -> None:
+    rt = openai_rt(ai_max_retries=0)
+    model_server.on("qa", Reply.error(400, "the judge refused"))
+    job_id = submit(rt, "judge fails")
+    assert pipeline.process(rt, job_id) == "dead"
+    with read_session(rt.sessions) as session:
+        attempt = views.show(session, job_id)["attempt_log"][0]
+    assert attempt["status"] == "failed"
+    assert attempt["model"] == rt.settings.model
+    assert [call["stage"] for call in attempt["calls"]] == ["task"]
+    assert attempt["tokens_in"] > 0
+
+
+def test_a_task_type_added_a_moment_ago_is_found(offline: Runtime) -> None:
+    from echopilot.db.models import TaskType
+
+    cached = Catalog(refresh_seconds=3600)
+    with offline.engine.connect() as conn:
+        assert cached.spec(conn, "summary") is not None
+    with write_session(offline.sessions) as session:
+        session.add(TaskType(name="poetry", label="Poetry", instructions="Write a poem."))
+        session.flush()
+        session.add(PriceRule(task_type="poetry", unit="flat", rate_micros=3_000_000))
+    with offline.engine.connect() as conn:
+        found = cached.spec(conn, "poetry")
+    assert found is not None and found.rate_micros == 3_000_000

@@ -72,7 +72,7 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(flat) if s.strip()]
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=8)
 def _weights(text: str) -> Counter[str]:
     """How often each meaningful word occurs in `text` (kept for the few texts in hand: the
     task call and the judge's call of one job read the same input)."""

@@ -1,5 +1,6 @@
-"""One ASGI middleware at the edge: request ids, security headers, `Cache-Control:
-no-store`, the dashboard key, the request-size limit, and the 500 answer.
+"""One ASGI middleware at the edge: the refusal when over capacity (api/pool.py), request
+ids, security headers, `Cache-Control: no-store`, the dashboard key, the request-size
+limit, and the 500 answer.
 
 The key is checked here, for /api/ and /metrics, before the body is read or its size
 checked: a request without the key gets 401 (and counts as a failed attempt) whatever its
@@ -22,7 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from echopilot.api.auth import AuthError, KeyGuard, presented_key
-from echopilot.api.pool import POOLED_PREFIXES, RETRY_AFTER_SECONDS, Admission
+from echopilot.api.pool import RETRY_AFTER_SECONDS, SHED_PREFIXES, Admission
 
 log = logging.getLogger("echopilot.api")
 
@@ -80,11 +81,7 @@ class EdgeMiddleware:
             return
         path: str = scope.get("path", "")
         # Before anything else: refusing costs least when nothing has been done yet.
-        if (
-            self.admission is not None
-            and path.startswith(POOLED_PREFIXES)
-            and self.admission.full()
-        ):
+        if self.admission is not None and path.startswith(SHED_PREFIXES) and self.admission.full():
             self.admission.refuse("busy")
             request_id = new_request_id()
             await self._error(

@@ -33,9 +33,10 @@ from prometheus_client import CollectorRegistry, Counter
 ADMITTED_PER_THREAD = 64
 QUEUE_WAIT_SECONDS = 0.5
 RETRY_AFTER_SECONDS = 1
-# Paths whose work runs on the pool (everything else is files and pages).
-POOLED_PREFIXES = ("/api/", "/health", "/metrics")
-POOLED_PREFIXES_BYTES = tuple(prefix.encode() for prefix in POOLED_PREFIXES)
+# Paths refused when over capacity. /health and /metrics never are: a load balancer and
+# Prometheus must see the server (and the refusals counted) most of all then.
+SHED_PREFIXES = ("/api/",)
+SHED_PREFIXES_BYTES = tuple(prefix.encode() for prefix in SHED_PREFIXES)
 T = TypeVar("T")
 
 
@@ -92,24 +93,27 @@ SLOW_THREADS = 4
 
 
 def connections_needed(threads: int) -> int:
-    """Pooled connections for an API process: one a thread, fast or slow, and a few for
-    the key guard's writes."""
+    """Pooled connections for an API process: one for each of its threads, fast or slow,
+    and a few for the key guard's, which run on anyio's default threads."""
     return threads + SLOW_THREADS + 4
 
 
 def limit_threads(app: Any, threads: int) -> None:
-    """Give the thread pool `threads` threads, and the slow controls SLOW_THREADS of their
-    own (call in the server's event loop)."""
-    anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+    """Give the API's work `threads` threads of its own, and the slow controls SLOW_THREADS
+    (call in the server's event loop). Files (the dashboard's scripts) and the key guard
+    keep anyio's default threads: a page load must not queue behind database work, nor
+    database work behind a page load."""
+    app.state.pool_threads = anyio.CapacityLimiter(threads)
     app.state.slow_threads = anyio.CapacityLimiter(SLOW_THREADS)
 
 
-async def in_pool(request: Request, work: Callable[[], T]) -> T:
+async def in_pool(request: Request, work: Callable[[], T], *, shed: bool = True) -> T:
     """Run `work` on the pool; raise Overloaded when the pool's queue is full or the work
-    waited too long for a thread."""
+    waited too long for a thread (unless `shed` is False)."""
     admission: Admission | None = getattr(request.app.state, "admission", None)
-    if admission is None:
-        return await anyio.to_thread.run_sync(work)
+    limiter = getattr(request.app.state, "pool_threads", None)
+    if admission is None or not shed:
+        return await anyio.to_thread.run_sync(work, limiter=limiter)
     if admission.full():
         admission.refuse("busy")
         raise Overloaded("too many requests in progress")
@@ -124,7 +128,7 @@ async def in_pool(request: Request, work: Callable[[], T]) -> T:
 
     admission.in_flight += 1
     try:
-        return await anyio.to_thread.run_sync(run)
+        return await anyio.to_thread.run_sync(run, limiter=limiter)
     except Overloaded:
         admission.refuse("late")
         raise
@@ -133,17 +137,24 @@ async def in_pool(request: Request, work: Callable[[], T]) -> T:
 
 
 async def answer(
-    request: Request, work: Callable[[], Any], status_code: int = 200, *, slow: bool = False
+    request: Request,
+    work: Callable[[], Any],
+    status_code: int = 200,
+    *,
+    slow: bool = False,
+    shed: bool = True,
 ) -> Response:
     """The envelope of what `work` returns, built and serialised on the pool in one hop
-    (`slow`: on the threads of the controls that block for seconds, never shed)."""
+    (`slow`: on the threads of the controls that block for seconds, never shed; `shed`
+    False: never refused)."""
 
     def respond() -> bytes:
-        return orjson.dumps({"ok": True, "data": work(), "error": None}, default=str)
+        envelope = {"ok": True, "data": work(), "error": None}
+        return orjson.dumps(envelope, default=str, option=orjson.OPT_NON_STR_KEYS)
 
     if slow:
         limiter = getattr(request.app.state, "slow_threads", None)
         body = await anyio.to_thread.run_sync(respond, limiter=limiter)
     else:
-        body = await in_pool(request, respond)
+        body = await in_pool(request, respond, shed=shed)
     return Response(body, status_code=status_code, media_type="application/json")

@@ -191,6 +191,9 @@ class AutomationsStatus(BaseModel):
     uptime_s: int | None
     heartbeat_age_s: float | None
     daemon_pid: int | None
+    stopped_by_cli: bool = Field(
+        description="This home's scheduler was stopped with `echopilot scheduler stop`"
+    )
     schedule: list[ScheduleRow]
 
 

@@ -32,7 +32,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from echopilot.api import pool
 from echopilot.api.middleware import NO_STORE, SECURITY_HEADERS
-from echopilot.api.pool import POOLED_PREFIXES_BYTES, RETRY_AFTER_SECONDS
+from echopilot.api.pool import RETRY_AFTER_SECONDS, SHED_PREFIXES_BYTES
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
@@ -245,6 +245,8 @@ class EchoPilotProtocol(HttpToolsProtocol):
     # Parser callbacks
 
     def on_message_begin(self) -> None:
+        # A request pipelined behind a refused one is no idle connection.
+        self._unset_keepalive_if_required()
         super().on_message_begin()
         self._begun = True
         self._head_size = REQUEST_LINE_OVERHEAD
@@ -277,22 +279,11 @@ class EchoPilotProtocol(HttpToolsProtocol):
             log.warning("over the concurrency limit (%s): answering 503", limit)
             refusal = _unavailable
         elif self._over_capacity():
-            if self.cycle is None or self.cycle.response_complete:
-                # The cheapest refusal: written here, no app and no task at all.
-                self._refusing = True
-                self._keep_alive_after_refusal = self.parser.should_keep_alive()
-                defaults = self.server_state.default_headers  # the date, as uvicorn sends it
-                self.transport.write(
-                    b"".join(
-                        [
-                            _OVERLOADED_STATUS,
-                            *(name + b": " + value + b"\r\n" for name, value in defaults),
-                            _OVERLOADED_REST,
-                        ]
-                    )
-                )
+            if self._refusable_here():
+                self._refuse_here()
                 return
-            refusal = _overloaded  # behind an answer still being written: in its turn
+            # A body to read, or behind an answer still being written: through uvicorn.
+            refusal = _overloaded
         if refusal is None:
             super().on_headers_complete()
             return
@@ -302,12 +293,40 @@ class EchoPilotProtocol(HttpToolsProtocol):
         finally:
             self.app = app
 
+    def _refusable_here(self) -> bool:
+        """Whether the 503 can be written straight away: nothing of an earlier request is
+        still being answered, and no body follows (whose reading uvicorn must manage)."""
+        if self.cycle is not None and not self.cycle.response_complete:
+            return False
+        for name, value in self.headers:
+            if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+                return False
+        return True
+
+    def _refuse_here(self) -> None:
+        """The cheapest refusal: the answer written here, with no app and no task at all."""
+        keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() == "1.1"
+        self._refusing = True
+        self._keep_alive_after_refusal = keep_alive
+        defaults = self.server_state.default_headers  # the date, as uvicorn sends it
+        head_only = self.parser.get_method() == b"HEAD"
+        self.transport.write(
+            b"".join(
+                [
+                    _OVERLOADED_STATUS,
+                    *(name + b": " + value + b"\r\n" for name, value in defaults),
+                    b"" if keep_alive else b"connection: close\r\n",
+                    _OVERLOADED_HEAD_ONLY if head_only else _OVERLOADED_REST,
+                ]
+            )
+        )
+
     def _over_capacity(self) -> bool:
         """Whether the app's thread pool is too far behind for this request: then it is
         refused here, before any of the app runs (refusals must cost little: at three
         times the capacity there are two of them for each request served)."""
         admission = pool.current
-        if admission is None or not self.url.startswith(POOLED_PREFIXES_BYTES):
+        if admission is None or not self.url.startswith(SHED_PREFIXES_BYTES):
             return False
         if not admission.full():
             return False
@@ -341,6 +360,7 @@ class EchoPilotProtocol(HttpToolsProtocol):
             self._close_gracefully()
             return
         self.flow.resume_reading()
+        self._unset_keepalive_if_required()
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler
         )
@@ -448,13 +468,10 @@ _OVERLOADED_HEAD = [
 
 
 _OVERLOADED_STATUS = STATUS_LINE[503]
-_OVERLOADED_REST = b"".join(
-    [
-        *(name + b": " + value + b"\r\n" for name, value in _OVERLOADED_HEAD),
-        b"\r\n",
-        _OVERLOADED_BODY,
-    ]
+_OVERLOADED_HEAD_ONLY = b"".join(
+    [*(name + b": " + value + b"\r\n" for name, value in _OVERLOADED_HEAD), b"\r\n"]
 )
+_OVERLOADED_REST = _OVERLOADED_HEAD_ONLY + _OVERLOADED_BODY
 
 
 async def _overloaded(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:

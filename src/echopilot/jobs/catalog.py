@@ -45,10 +45,18 @@ class Catalog:
         self._lock = threading.Lock()
 
     def spec(self, conn: Connection, task_type: str) -> TaskSpec | None:
-        """The task type's spec, read through `conn` when the copy is over a second old."""
+        """The task type's spec, read through `conn` when the copy is over a second old, or
+        when it does not know the type (one added a moment ago); None when there is none."""
         if time.monotonic() - self._read_at >= self._refresh_seconds:
-            with self._lock:
-                if time.monotonic() - self._read_at >= self._refresh_seconds:
-                    self._specs = {row.name: TaskSpec(*row) for row in conn.execute(_READ)}
-                    self._read_at = time.monotonic()
-        return self._specs.get(task_type)
+            self._read(conn, stale_after=self._refresh_seconds)
+        found = self._specs.get(task_type)
+        if found is None:
+            self._read(conn, stale_after=0.0)
+            found = self._specs.get(task_type)
+        return found
+
+    def _read(self, conn: Connection, *, stale_after: float) -> None:
+        with self._lock:
+            if time.monotonic() - self._read_at >= stale_after:
+                self._specs = {row.name: TaskSpec(*row) for row in conn.execute(_READ)}
+                self._read_at = time.monotonic()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from echopilot.ai.base import AIError, Completion, ModelRequest
@@ -85,7 +85,9 @@ _ATTEMPT_SPEND = (
     .where(_attempts.c.id == bindparam("v_id"))
     .values(
         calls=bindparam("v_calls"),
-        model=bindparam("v_model"),
+        # The model of the newest call with spend to save; an attempt that ends after
+        # its calls were all saved keeps the model it has.
+        model=func.coalesce(bindparam("v_model"), _attempts.c.model),
         tokens_in=_attempts.c.tokens_in + bindparam("tin"),
         tokens_out=_attempts.c.tokens_out + bindparam("tout"),
         cost_micros=_attempts.c.cost_micros + bindparam("cost"),
@@ -331,10 +333,9 @@ class _Attempt:
             "cost_micros": sum(e["cost_micros"] or 0 for e, _ in self._unsaved),
         }
 
-    def save_spend(self, conn: Connection, *, job_spend: bool = True) -> None:
-        """Add the unsaved calls' tokens and cost to the attempt and (unless the caller's
-        own transition added them) the job: unguarded, money spent is spent, whoever
-        finishes the job."""
+    def save_spend(self, conn: Connection) -> None:
+        """Add the unsaved calls' tokens and cost to the attempt and the job: unguarded,
+        money spent is spent, whoever finishes the job."""
         if not self._unsaved:
             return
         spend = self.unsaved_spend()
@@ -345,10 +346,14 @@ class _Attempt:
         }
         _ADD_ATTEMPT_SPEND.execute(
             conn,
-            {**params, "v_id": self.claim.attempt_id, "v_calls": self.calls, "v_model": self.model},
+            {
+                **params,
+                "v_id": self.claim.attempt_id,
+                "v_calls": self.calls,
+                "v_model": self.unsaved_model,
+            },
         )
-        if job_spend:
-            _ADD_JOB_SPEND.execute(conn, {**params, "v_id": self.claim.job_id})
+        _ADD_JOB_SPEND.execute(conn, {**params, "v_id": self.claim.job_id})
         self.save_unpriced(conn)
 
     def save_unpriced(self, conn: Connection) -> None:
@@ -361,7 +366,8 @@ class _Attempt:
             )
 
     @property
-    def model(self) -> str | None:
+    def unsaved_model(self) -> str | None:
+        """The model of the newest call whose spend is not saved yet."""
         return self._unsaved[-1][1].model if self._unsaved else None
 
     def spend_saved(self) -> None:
@@ -604,7 +610,7 @@ def _close_attempt(
         {
             "v_id": claim.attempt_id,
             "v_calls": attempt.calls,
-            "v_model": attempt.model,
+            "v_model": attempt.unsaved_model,
             "tin": spend["tokens_in"],
             "tout": spend["tokens_out"],
             "cost": spend["cost_micros"],

@@ -31,8 +31,8 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def job_dict(job: Any, client_email: str | None = None) -> dict[str, Any]:
-    """The job object from a Job or a row with its columns. Money as decimal strings in USD
-    (cost to 6 places, price to 2)."""
+    """The job object of a Job (the listing builds the same from plain rows: `_listed`).
+    Money as decimal strings in USD (cost to 6 places, price to 2)."""
     return {
         "id": job.id,
         "name": job.name,

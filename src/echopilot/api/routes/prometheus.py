@@ -110,5 +110,5 @@ class DatabaseCollector:
 )
 async def prometheus_metrics(request: Request) -> Response:
     registry: CollectorRegistry = request.app.state.prometheus
-    text = await in_pool(request, lambda: generate_latest(registry))
+    text = await in_pool(request, lambda: generate_latest(registry), shed=False)
     return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -43,9 +44,19 @@ def queue_health(runtime: Runtime) -> dict[str, Any]:
         return {"ok": False, "depth": None}
 
 
+# A checked health is answered again for this long without a look at the database or the
+# queue: /health needs no key, and a flood of it must cost the server next to nothing.
+HEALTH_REUSE_SECONDS = 1.0
+
+
 @public.get("/health", response_model=Envelope[Health])
 async def health(runtime: RuntimeDep, request: Request) -> Response:
-    return await answer(request, lambda: _health(runtime))
+    last: tuple[float, bytes] | None = getattr(request.app.state, "health", None)
+    if last is not None and time.monotonic() - last[0] < HEALTH_REUSE_SECONDS:
+        return Response(last[1], media_type="application/json")
+    answered = await answer(request, lambda: _health(runtime), shed=False)
+    request.app.state.health = (time.monotonic(), bytes(answered.body))
+    return answered
 
 
 def _health(runtime: Runtime) -> dict[str, Any]:
