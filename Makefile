@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
 .PHONY: run test lint format bench demo worker clean help start-automations \
-	stop-automations status-automations retention
+	stop-automations status-automations retention run-selfheal check-alerts
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/make \1\t\2/' | expand -t 28
@@ -61,6 +61,12 @@ status-automations: $(STAMP) ## the scheduler's state and every task's runs
 
 retention: $(STAMP) ## prune old report files and operational rows
 	$(EP) retention
+
+run-selfheal: $(STAMP) ## re-queue stuck and failed jobs, end hopeless ones, list follow-ups
+	$(EP) self-heal
+
+check-alerts: $(STAMP) ## evaluate the alert rules now and send what fires
+	$(EP) alerts check
 
 clean: ## remove .venv and the tool caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

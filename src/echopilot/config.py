@@ -34,8 +34,12 @@ DEFAULT_RETENTION_PATTERNS = (
 )
 
 # The secret settings: shown masked by `config show`, never logged.
-SECRET_FIELDS = frozenset({"openai_api_key", "dashboard_key"})
-URL_FIELDS = frozenset({"database_url", "queue_url", "heartbeat_url", "openai_base_url"})
+SECRET_FIELDS = frozenset(
+    {"openai_api_key", "dashboard_key", "alert_urls", "telegram_bot_token", "smtp_pass"}
+)
+URL_FIELDS = frozenset(
+    {"database_url", "queue_url", "heartbeat_url", "openai_base_url", "public_url"}
+)
 
 
 def _env(name: str) -> Any:
@@ -383,6 +387,173 @@ class Settings(BaseSettings):
         description="Lowest level written to the logs.",
     )
 
+    sched_selfheal_every_hours: int = Field(
+        default=6,
+        ge=1,
+        le=168,
+        validation_alias=_env("SCHED_SELFHEAL_EVERY_HOURS"),
+        description="Hours between scheduled self-heals (it also runs at scheduler start); "
+        "ECHOPILOT_SCHEDULE_SELF_HEAL, when set, wins.",
+    )
+    daily_budget_usd: Decimal | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        validation_alias=_env("ECHOPILOT_DAILY_BUDGET_USD"),
+        description="Limit on model spend per UTC day; at 80 % an alert, at 100 % workers "
+        "start no new jobs (they wait as queued) until the next UTC day or a raised limit.",
+    )
+    alert_urls: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("ECHOPILOT_ALERT_URLS"),
+        description="Apprise URLs alerts are sent to (secret; several separated by spaces "
+        "or commas), e.g. json://host/path, slack://..., mailto://...",
+    )
+    telegram_bot_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("TELEGRAM_BOT_TOKEN"),
+        description="Telegram bot token (secret); with TELEGRAM_CHAT_ID, alerts go to that chat.",
+    )
+    telegram_chat_id: str | None = Field(
+        default=None,
+        validation_alias=_env("TELEGRAM_CHAT_ID"),
+        description="Telegram chat id alerts go to (with TELEGRAM_BOT_TOKEN).",
+        max_length=100,
+    )
+    smtp_host: str | None = Field(
+        default=None,
+        validation_alias=_env("SMTP_HOST"),
+        description="Mail server alerts (and briefs) are sent through; with ALERT_TO.",
+        max_length=255,
+    )
+    smtp_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        validation_alias=_env("SMTP_PORT"),
+        description="Mail server port; default 465 (ssl), 587 (starttls) or 25 (none).",
+    )
+    smtp_user: str | None = Field(
+        default=None,
+        validation_alias=_env("SMTP_USER"),
+        description="Mail server login, if it needs one.",
+        max_length=320,
+    )
+    smtp_pass: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SMTP_PASS"),
+        description="Mail server password (secret).",
+    )
+    smtp_security: Literal["ssl", "starttls", "none"] = Field(
+        default="starttls",
+        validation_alias=_env("SMTP_SECURITY"),
+        description="ssl (TLS from the start), starttls, or none (plain, for a local relay).",
+    )
+    smtp_from: str | None = Field(
+        default=None,
+        validation_alias=_env("SMTP_FROM"),
+        description="Sender address; default SMTP_USER when it is an address, else "
+        "echopilot@localhost.",
+        max_length=320,
+    )
+    alert_to: str | None = Field(
+        default=None,
+        validation_alias=_env("ALERT_TO"),
+        description="Email addresses alerts go to, separated by commas.",
+        max_length=2000,
+    )
+    public_url: str | None = Field(
+        default=None,
+        validation_alias=_env("ECHOPILOT_PUBLIC_URL"),
+        description="Address people reach the server at, for links in alerts (default "
+        "http://ECHOPILOT_HOST:ECHOPILOT_PORT).",
+    )
+    alert_cooldown_hours: float = Field(
+        default=6.0,
+        gt=0,
+        le=720,
+        validation_alias=_env("ECHOPILOT_ALERT_COOLDOWN_HOURS"),
+        description="An open alert is sent again only after this long (or when its severity "
+        "rises); the task-type failure rule uses 1 hour.",
+    )
+    alert_retries_24h: int = Field(
+        default=3,
+        ge=0,
+        le=1_000_000,
+        validation_alias=_env("ECHOPILOT_ALERT_RETRIES_24H"),
+        description="Alert when more job retries than this happen in 24 hours.",
+    )
+    alert_profit_7d_min_usd: Decimal = Field(
+        default=Decimal(0),
+        ge=-1_000_000,
+        le=1_000_000,
+        validation_alias=_env("ECHOPILOT_ALERT_PROFIT_7D_MIN_USD"),
+        description="Alert when profit over 7 days falls below this.",
+    )
+    alert_qa_7d_min: float = Field(
+        default=75.0,
+        ge=0,
+        le=100,
+        validation_alias=_env("ECHOPILOT_ALERT_QA_7D_MIN"),
+        description="Alert when the 7-day average QA score falls below this.",
+    )
+    alert_type_failures: int = Field(
+        default=3,
+        ge=2,
+        le=100,
+        validation_alias=_env("ECHOPILOT_ALERT_TYPE_FAILURES"),
+        description="Alert when this many attempts of one task type fail in a row.",
+    )
+    alert_scheduler_stale_minutes: float = Field(
+        default=5.0,
+        gt=0,
+        le=1440,
+        validation_alias=_env("ECHOPILOT_ALERT_SCHEDULER_STALE_MINUTES"),
+        description="Alert when the scheduler's heartbeat is older than this.",
+    )
+    alert_worker_stale_minutes: float = Field(
+        default=5.0,
+        gt=0,
+        le=1440,
+        validation_alias=_env("ECHOPILOT_ALERT_WORKER_STALE_MINUTES"),
+        description="Alert when jobs wait and no worker has beaten for this long.",
+    )
+    alert_queue_age_minutes: float = Field(
+        default=10.0,
+        gt=0,
+        le=10_080,
+        validation_alias=_env("ECHOPILOT_ALERT_QUEUE_AGE_MINUTES"),
+        description="Alert when the oldest waiting job has waited longer than this.",
+    )
+    alert_error_rate: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        validation_alias=_env("ECHOPILOT_ALERT_ERROR_RATE"),
+        description="Alert when more than this share of the last hour's attempts failed.",
+    )
+    alert_min_sample: int = Field(
+        default=10,
+        ge=1,
+        le=100_000,
+        validation_alias=_env("ECHOPILOT_ALERT_MIN_SAMPLE"),
+        description="Fewest attempts (error rate) or scored jobs (QA) a rate is judged on.",
+    )
+    alert_key_failures: int = Field(
+        default=10,
+        ge=1,
+        le=1_000_000,
+        validation_alias=_env("ECHOPILOT_ALERT_KEY_FAILURES"),
+        description="Alert when this many dashboard-key attempts fail within 10 minutes.",
+    )
+    alert_budget_warn: float = Field(
+        default=0.8,
+        gt=0,
+        lt=1,
+        validation_alias=_env("ECHOPILOT_ALERT_BUDGET_WARN"),
+        description="Share of a spending limit at which the budget alert warns.",
+    )
+
     @field_validator("trusted_proxies")
     @classmethod
     def _check_trusted_proxies(cls, value: str) -> str:
@@ -404,12 +575,23 @@ class Settings(BaseSettings):
             parse_model_prices(value)
         return value
 
-    @field_validator("database_url", "queue_url", "openai_base_url", "escalation_model")
+    @field_validator(
+        "database_url",
+        "queue_url",
+        "openai_base_url",
+        "escalation_model",
+        "telegram_chat_id",
+        "smtp_host",
+        "smtp_user",
+        "smtp_from",
+        "alert_to",
+        "public_url",
+    )
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
 
-    @field_validator("openai_api_key")
+    @field_validator("openai_api_key", "alert_urls", "telegram_bot_token", "smtp_pass")
     @classmethod
     def _blank_key_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value().strip() else None
@@ -437,6 +619,13 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite:", "redis:", "rediss:", "memory:")):
             raise ValueError("must be sqlite:///path, redis://host:port/db or memory://")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value or None
 
     @field_validator("heartbeat_url")
     @classmethod
@@ -472,6 +661,14 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_queue_url(self) -> str:
         return self.queue_url or f"sqlite:///{self.home / 'queue.db'}"
+
+    @cached_property
+    def smtp_sender(self) -> str:
+        if self.smtp_from:
+            return self.smtp_from
+        if self.smtp_user and "@" in self.smtp_user:
+            return self.smtp_user
+        return "echopilot@localhost"
 
     @cached_property
     def resolved_api_threads(self) -> int:

@@ -22,6 +22,7 @@ from echopilot.errors import ConfigError
 
 if TYPE_CHECKING:
     from echopilot.ai.base import Provider
+    from echopilot.jobs.budget import Guard
     from echopilot.jobs.catalog import Catalog
     from echopilot.queue.app import JobQueue
 
@@ -74,6 +75,12 @@ class Runtime:
         from echopilot.jobs.catalog import Catalog
 
         return Catalog()
+
+    @cached_property
+    def budget(self) -> Guard:
+        from echopilot.jobs.budget import Guard
+
+        return Guard(self.settings)
 
     @cached_property
     def provider(self) -> Provider:

@@ -28,6 +28,7 @@ from echopilot.api.pool import (
 )
 from echopilot.api.routes import (
     activity,
+    alerts,
     automations,
     dashboard,
     docs,
@@ -37,7 +38,7 @@ from echopilot.api.routes import (
     retention,
     system,
 )
-from echopilot.errors import ConflictError, InputError, NotFoundError
+from echopilot.errors import ConfigError, ConflictError, InputError, NotFoundError
 from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ API_ROUTERS: list[APIRouter] = [
     automations.router,
     retention.router,
     activity.router,
+    alerts.router,
 ]
 HTTP_CODES = {
     400: "bad_request",
@@ -194,6 +196,17 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _input(request: Request, exc: InputError) -> JSONResponse:
         return error_response(
             422, "invalid_input", str(exc), request_id=_request_id(request), fields=[exc.field]
+        )
+
+    @app.exception_handler(ConfigError)
+    async def _config(request: Request, exc: ConfigError) -> JSONResponse:
+        setting = str(exc).split(":", 1)[0]
+        return error_response(
+            422,
+            "bad_configuration",
+            str(exc),
+            request_id=_request_id(request),
+            fields=[setting],
         )
 
     @app.exception_handler(NotFoundError)

@@ -46,6 +46,9 @@ class JobOut(BaseModel):
     error: str | None
     error_kind: str | None
     retry_at: str | None
+    hold_reason: str | None = Field(
+        default=None, description="Why a waiting job is not started (a spending limit)"
+    )
     created_at: str | None
     started_at: str | None
     finished_at: str | None
@@ -221,3 +224,90 @@ class RetentionOut(BaseModel):
     deleted: int
     bytes_freed: int
     errors: int
+
+
+class SelfHealOut(BaseModel):
+    dry_run: bool
+    retried_count: int
+    retried: list[int]
+    recovered_stuck: int
+    recovered: list[int]
+    enqueued_orphans: int
+    dead: int = Field(description="Jobs this run made dead (permanent error, out of attempts)")
+    dead_jobs: list[dict[str, Any]]
+    dead_last_24h: list[dict[str, Any]]
+    waiting_backoff: int
+    eligible_unpaid: list[dict[str, Any]]
+    needs_review_waiting: list[dict[str, Any]]
+    worker_restart_suggested: bool
+    live_workers: int
+    jobs_waiting: int
+    pruned_heartbeats: int
+    notes: list[str]
+
+
+class AlertFinding(BaseModel):
+    key: str
+    severity: str
+    title: str
+    detail: str
+    since: str | None
+
+
+class AlertSent(BaseModel):
+    key: str
+    kind: str
+    channels: dict[str, str]
+
+
+class AlertCheckOut(BaseModel):
+    checked_at: str
+    rules: list[str]
+    firing: list[AlertFinding]
+    opened: list[str]
+    resolved: list[str]
+    silenced: list[str]
+    sent: list[AlertSent]
+    target: str = Field(description='"channels", or "log" when no channel is configured')
+    channels: list[str]
+    channel_problems: list[str]
+    rule_errors: list[dict[str, str]]
+
+
+class AlertOut(BaseModel):
+    id: int
+    key: str
+    rule: str
+    severity: str
+    status: str
+    title: str
+    detail: str | None
+    since: str | None
+    age_s: int
+    first_seen_at: str | None
+    last_seen_at: str | None
+    count: int
+    last_sent_at: str | None
+    resolved_at: str | None
+    channels: dict[str, Any]
+    send_pending: bool
+
+
+class SilenceOut(BaseModel):
+    id: int
+    rule: str
+    until: str | None
+    reason: str | None
+    created_by: str
+    created_at: str
+
+
+class AlertsOut(BaseModel):
+    open: list[AlertOut]
+    recent: list[AlertOut]
+    silences: list[SilenceOut]
+    rules: list[dict[str, str]]
+    last_check_at: str | None
+    target: str
+    channels: list[str]
+    channel_problems: list[str]

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -59,6 +60,8 @@ class Client(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     # {task_type: rate in micro-USD}; replaces the price rule's rate for this client.
     rate_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Limit on model spend per UTC month (jobs wait once it is used up); None: no limit.
+    monthly_budget_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -158,6 +161,8 @@ class Job(Base):
     payment_link: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    # Why a runnable job is not started (a spending limit used up); cleared when claimed.
+    hold_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -289,3 +294,71 @@ class KeyFailure(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
     last_failure_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Alert(Base):
+    """One incident of an alert rule's condition: open while it holds, then resolved.
+    Only one alert per key is open at a time (the partial unique index)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_open_key",
+            "key",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))  # rule[:subject]
+    rule: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # open | resolved
+    since: Mapped[datetime | None] = mapped_column(nullable=True)  # the condition's start
+    first_seen_at: Mapped[datetime] = mapped_column()
+    last_seen_at: Mapped[datetime] = mapped_column()
+    count: Mapped[int] = mapped_column(Integer)  # checks that found it
+    last_sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    sent_severity: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    # {channel name: {"ok", "at", "error"}}: the last send on each channel.
+    channels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # {"kind", "channels"}: a notice that failed on those channels, tried again next check.
+    pending: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    resolve_sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class AlertEvent(Base):
+    """Every check, firing, escalation, send, failed send, silence and resolution."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    rule: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    event: Mapped[str] = mapped_column(String(32))
+    # A channel's secret-free name; an email channel's lists every recipient (ALERT_TO).
+    channel: Mapped[str | None] = mapped_column(Text, nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class AlertSilence(Base):
+    """A rule muted until `until` (or until lifted): its alerts are recorded, not sent."""
+
+    __tablename__ = "alert_silences"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    until: Mapped[datetime] = mapped_column(index=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lifted_at: Mapped[datetime | None] = mapped_column(nullable=True)

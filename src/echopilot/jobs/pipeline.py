@@ -174,6 +174,8 @@ def claim_job(runtime: Runtime, job_id: int, now: datetime | None = None) -> Cla
     with write_connection(runtime.engine) as conn:
         # After the wait for the database: a lease counted from before it could be short.
         now = now or utcnow()
+        if runtime.budget.hold_reason(conn, job_id, now) is not None:
+            return None  # a spending limit is used up: the job waits, marked with why
         token = uuid.uuid4().hex
         row = claim(
             conn,

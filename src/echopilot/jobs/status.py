@@ -226,6 +226,7 @@ _CLAIM = {
             lease_until=bindparam("c_until"),
             started_at=func.coalesce(_jobs.c.started_at, bindparam("c_now")),
             retry_at=None,
+            hold_reason=None,
             updated_at=bindparam("c_now"),
         )
         .returning(*(_jobs.c[name] for name in CLAIMED_COLUMNS))

@@ -68,13 +68,18 @@ def sweep(
     orphan_min_age: timedelta = timedelta(seconds=30),
     own_tokens: frozenset[str] = frozenset(),
     judge_remote: bool = True,
+    dry_run: bool = False,
 ) -> SweepResult:
     """Recover stuck jobs, then enqueue orphans older than `orphan_min_age` (younger ones may
     be between their commit and their enqueue). Jobs whose lease token is in `own_tokens`
     are the caller's own running jobs and are never touched. `judge_remote` False: take
-    other hosts' workers as alive this time (the caller was just held up itself)."""
+    other hosts' workers as alive this time (the caller was just held up itself).
+    `dry_run`: change nothing; the result says what a sweep would do now."""
     now = now or utcnow()
     result = SweepResult()
+    if dry_run:
+        _preview(runtime, now, orphan_min_age, result, own_tokens, judge_remote)
+        return result
     _recover_stuck(runtime, now, result, own_tokens, judge_remote)
     _enqueue_orphans(runtime, now, orphan_min_age, result)
     result.pruned_heartbeats = _prune_heartbeats(runtime, now)
@@ -128,6 +133,35 @@ def _stuck(
         if len(found) >= BATCH:
             break
     return found
+
+
+def _preview(
+    runtime: Runtime,
+    now: datetime,
+    orphan_min_age: timedelta,
+    result: SweepResult,
+    own_tokens: frozenset[str],
+    judge_remote: bool,
+) -> None:
+    with read_session(runtime.sessions) as session:
+        stuck = _stuck(session, now, own_tokens, wait_for_lease=True, judge_remote=judge_remote)
+        lost = dict(
+            session.execute(
+                select(Job.id, Job.lost_leases).where(Job.id.in_([j for j, _ in stuck]))
+            ).all()
+        )
+        silent = WorkerHeartbeat.heartbeat_at < now - PRUNE_AFTER
+        result.pruned_heartbeats = len(
+            session.scalars(select(WorkerHeartbeat.worker).where(silent)).all()
+        )
+    for job_id, _ in stuck:
+        exhausted = lost.get(job_id, 0) + 1 >= runtime.settings.max_lost_leases
+        (result.dead_stuck if exhausted else result.requeued_stuck).append(job_id)
+    orphans = _orphans(runtime, now, orphan_min_age)
+    if orphans is None:
+        result.queue_inspected = False
+    else:
+        result.enqueued_orphans = [job_id for job_id, _ in orphans]
 
 
 def _recover_stuck(
@@ -204,14 +238,13 @@ def _holds(token: str | None) -> Callable[[Job], bool]:
     return lambda job: job.lease_token == token
 
 
-def _enqueue_orphans(
-    runtime: Runtime, now: datetime, min_age: timedelta, result: SweepResult
-) -> None:
+def _orphans(runtime: Runtime, now: datetime, min_age: timedelta) -> list[tuple[int, int]] | None:
+    """(job id, priority) of runnable jobs no queue message holds; None when the queue is
+    too deep to read."""
     in_queue = runtime.queue.job_ids(QUEUE_INSPECT_LIMIT)
     if in_queue is None:
-        result.queue_inspected = False
         log.warning("queue deeper than %s messages; orphan check skipped", QUEUE_INSPECT_LIMIT)
-        return
+        return None
     cutoff = now - min_age
     with read_session(runtime.sessions) as session:
         rows = session.execute(
@@ -222,7 +255,16 @@ def _enqueue_orphans(
             )
             .order_by(Job.priority.desc(), Job.id)
         ).all()
-    orphans = [(job_id, priority) for job_id, priority in rows if job_id not in in_queue]
+    return [(job_id, priority) for job_id, priority in rows if job_id not in in_queue]
+
+
+def _enqueue_orphans(
+    runtime: Runtime, now: datetime, min_age: timedelta, result: SweepResult
+) -> None:
+    orphans = _orphans(runtime, now, min_age)
+    if orphans is None:
+        result.queue_inspected = False
+        return
     for start in range(0, len(orphans), BATCH):
         batch = orphans[start : start + BATCH]
         with write_session(runtime.sessions) as session:

@@ -249,13 +249,19 @@ def _main_loop(runtime: Runtime, consumer: _Consumer, keeper: LeaseKeeper, burst
 
 
 def _idle(runtime: Runtime, keeper: LeaseKeeper) -> bool:
-    """True when nothing is running here, nothing waits in the queue, no job is runnable and
-    no job is still `processing` under a dead worker (those are recovered and run)."""
+    """True when nothing is running here, nothing waits in the queue, no job is runnable (one
+    held by a spending limit is not) and no job is still `processing` under a dead worker
+    (those are recovered and run)."""
     if keeper.held() or runtime.queue.huey.pending_count():
         return False
     now = utcnow()
     with read_session(runtime.sessions) as session:
-        runnable = session.scalar(select(func.count()).select_from(Job).where(runnable_filter(now)))
+        runnable = session.scalar(
+            # A job held by a spending limit is not runnable until the limit allows it.
+            select(func.count())
+            .select_from(Job)
+            .where(runnable_filter(now), Job.hold_reason.is_(None))
+        )
         orphaned = unfinished_elsewhere(session, now, frozenset(keeper.held()))
     if not runnable and not orphaned:
         return True

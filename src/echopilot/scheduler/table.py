@@ -45,7 +45,7 @@ def build(settings: Settings) -> dict[str, Entry]:
             )
     entries = {}
     for name, task in tasks.items():
-        text = settings.schedules.get(name, task.default_schedule)
+        text = task.schedule_text(settings)
         try:
             schedule = parse(text)
         except ScheduleError as exc:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from echopilot.config import Settings
 from echopilot.runtime import Runtime
 
 TaskFunc = Callable[["TaskContext"], dict[str, Any]]
@@ -34,6 +35,16 @@ class TaskDef:
     timeout: timedelta = timedelta(minutes=10)
     run_at_start: bool = False
     description: str = ""
+    # A feature's own setting for its schedule (SCHED_SELFHEAL_EVERY_HOURS);
+    # ECHOPILOT_SCHEDULE_<TASK> still wins over it.
+    schedule_from: Callable[[Settings], str] | None = None
+
+    def schedule_text(self, settings: Settings) -> str:
+        if self.name in settings.schedules:
+            return settings.schedules[self.name]
+        if self.schedule_from is not None:
+            return self.schedule_from(settings)
+        return self.default_schedule
 
 
 _REGISTRY: dict[str, TaskDef] = {}

@@ -26,8 +26,8 @@ router = APIRouter(tags=["system"])
 FEATURES = {
     "scheduler": True,
     "activity": True,
-    "self_heal": False,
-    "alerts": False,
+    "self_heal": True,
+    "alerts": True,
     "finance": False,
     "optimizer": False,
     "retention": True,

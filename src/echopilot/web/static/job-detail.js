@@ -51,6 +51,7 @@ const DETAIL_ORDER = [
   "error",
   "error_kind",
   "retry_at",
+  "hold_reason",
   "created_at",
   "started_at",
   "finished_at",

@@ -6,6 +6,7 @@
  */
 import { $, el, hasBusy, notYet, state } from "./core.js";
 import { mountActivity } from "./activity.js";
+import { mountAlerts } from "./alerts.js";
 import { mountAutomations } from "./automations.js";
 import { mountBrief } from "./brief.js";
 import { mountOperations } from "./operations.js";
@@ -19,6 +20,7 @@ const PANELS = {
     mount: mountAutomations,
   },
   operations: { id: "panel-operations", title: "Operations", mount: mountOperations },
+  alerts: { id: "panel-alerts", title: "Alerts", feature: "alerts", release: "alerts", mount: mountAlerts },
   brief: { id: "panel-brief", title: "CEO brief", feature: "briefs", release: "briefs", mount: mountBrief },
   activity: {
     id: "panel-activity",

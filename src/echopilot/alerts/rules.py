@@ -1,0 +1,422 @@
+"""The alert rules: each looks at the database and says which of its conditions hold now.
+
+A rule returns one Finding per thing that is wrong (one per task type, per client, per
+scheduled task, or a single one); the engine opens, repeats, escalates and resolves alerts
+from those. Rules that count failures look at a rolling window (N in a row, or a rate over
+a minimum sample), never at one bad event. Thresholds come from settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import Integer, func, select
+from sqlalchemy.orm import Session
+
+from echopilot.clock import as_utc
+from echopilot.config import Settings
+from echopilot.db.models import (
+    AuditLog,
+    Job,
+    JobAttempt,
+    JobEvent,
+    SchedulerInstance,
+    SchedulerState,
+    ScheduleRun,
+    WorkerHeartbeat,
+)
+from echopilot.jobs import budget
+from echopilot.jobs.status import Status
+from echopilot.money import micros_text
+
+SEVERITIES = ("info", "warning", "high", "critical")
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A condition that holds now: `key` names it for deduplication (rule[:subject])."""
+
+    key: str
+    severity: str
+    title: str  # what is wrong, in a short line
+    detail: str  # the numbers behind it
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    session: Session
+    settings: Settings
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    severity: str
+    description: str
+    evaluate: Callable[[Context], list[Finding]]
+    cooldown: timedelta | None = None  # None: ECHOPILOT_ALERT_COOLDOWN_HOURS
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(
+    name: str, severity: str, description: str, cooldown: timedelta | None = None
+) -> Callable[[Callable[[Context], list[Finding]]], Callable[[Context], list[Finding]]]:
+    def register(func: Callable[[Context], list[Finding]]) -> Callable[[Context], list[Finding]]:
+        RULES[name] = Rule(name, severity, description, func, cooldown)
+        return func
+
+    return register
+
+
+# The retries a job gets on its own (failed -> processing) and those self-heal makes
+# (failed -> queued) both count.
+@rule("retries", "warning", "More than ECHOPILOT_ALERT_RETRIES_24H job retries in 24 hours.")
+def _retries(ctx: Context) -> list[Finding]:
+    since = ctx.now - timedelta(hours=24)
+    count = (
+        ctx.session.scalar(
+            select(func.count(JobEvent.id)).where(
+                JobEvent.at >= since,
+                JobEvent.from_status == Status.FAILED,
+                JobEvent.to_status.in_([Status.PROCESSING, Status.QUEUED]),
+            )
+        )
+        or 0
+    )
+    limit = ctx.settings.alert_retries_24h
+    if count <= limit:
+        return []
+    return [
+        Finding(
+            "retries",
+            "warning",
+            f"{count} job retries in the last 24 hours",
+            f"more than {limit} (ECHOPILOT_ALERT_RETRIES_24H); see the failed jobs' errors",
+        )
+    ]
+
+
+def _window_money(ctx: Context, days: int) -> tuple[int, int]:
+    """(revenue in micro-USD of jobs done, model cost in micro-USD of every attempt) over
+    the last `days` days."""
+    since = ctx.now - timedelta(days=days)
+    revenue_cents = (
+        ctx.session.scalar(
+            select(func.coalesce(func.sum(Job.price_cents), 0)).where(
+                Job.finished_at >= since, Job.status == Status.DONE
+            )
+        )
+        or 0
+    )
+    cost = (
+        ctx.session.scalar(
+            select(func.coalesce(func.sum(JobAttempt.cost_micros), 0)).where(
+                JobAttempt.started_at >= since
+            )
+        )
+        or 0
+    )
+    return int(revenue_cents) * 10_000, int(cost)
+
+
+@rule("profit_7d", "high", "Profit over the last 7 days below ECHOPILOT_ALERT_PROFIT_7D_MIN_USD.")
+def _profit(ctx: Context) -> list[Finding]:
+    revenue, cost = _window_money(ctx, 7)
+    if revenue == 0 and cost == 0:
+        return []  # no activity: nothing to judge
+    profit = revenue - cost
+    floor = int(ctx.settings.alert_profit_7d_min_usd * 1_000_000)
+    if profit >= floor:
+        return []
+    return [
+        Finding(
+            "profit_7d",
+            "high",
+            f"7-day profit is {_usd(profit)}",
+            f"revenue {_usd(revenue)}, model cost {_usd(cost)}; "
+            f"the floor is {_usd(floor)} (ECHOPILOT_ALERT_PROFIT_7D_MIN_USD)",
+        )
+    ]
+
+
+@rule("qa_7d", "warning", "Average QA score over 7 days below ECHOPILOT_ALERT_QA_7D_MIN.")
+def _qa(ctx: Context) -> list[Finding]:
+    since = ctx.now - timedelta(days=7)
+    average, count = ctx.session.execute(
+        select(func.avg(Job.qa_score), func.count(Job.qa_score)).where(
+            Job.finished_at >= since, Job.qa_score.is_not(None)
+        )
+    ).one()
+    minimum = ctx.settings.alert_qa_7d_min
+    if not count or count < ctx.settings.alert_min_sample or average >= minimum:
+        return []
+    return [
+        Finding(
+            "qa_7d",
+            "warning",
+            f"7-day average QA is {float(average):.1f}",
+            f"over {count} scored jobs; the minimum is {minimum} (ECHOPILOT_ALERT_QA_7D_MIN)",
+        )
+    ]
+
+
+# Attempts that ended by the model's or the answer's doing; a lost worker is not one.
+_JUDGED = ("ok", "needs_review", "failed")
+
+
+@rule(
+    "task_type_failures",
+    "high",
+    "ECHOPILOT_ALERT_TYPE_FAILURES or more consecutive failed attempts of one task type.",
+    cooldown=timedelta(hours=1),
+)
+def _type_failures(ctx: Context) -> list[Finding]:
+    streak = ctx.settings.alert_type_failures
+    since = ctx.now - timedelta(days=7)
+    types = ctx.session.scalars(
+        select(Job.task_type)
+        .join(JobAttempt, JobAttempt.job_id == Job.id)
+        .where(JobAttempt.started_at >= since, JobAttempt.status == "failed")
+        .distinct()
+    ).all()
+    found = []
+    for task_type in types:
+        latest = ctx.session.execute(
+            select(JobAttempt.status, JobAttempt.finished_at, JobAttempt.error_kind)
+            .join(Job, JobAttempt.job_id == Job.id)
+            .where(Job.task_type == task_type, JobAttempt.status.in_(_JUDGED))
+            .order_by(JobAttempt.finished_at.desc(), JobAttempt.id.desc())
+            .limit(streak)
+        ).all()
+        if len(latest) == streak and all(status == "failed" for status, _, _ in latest):
+            found.append(
+                Finding(
+                    f"task_type_failures:{task_type}",
+                    "high",
+                    f"the last {streak} attempts of task type {task_type!r} failed",
+                    "see `echopilot jobs list --status failed` for their errors",
+                    since=as_utc(latest[-1][1]),
+                )
+            )
+    return found
+
+
+@rule("scheduler_stale", "high", "The scheduler's heartbeat is older than the limit.")
+def _scheduler(ctx: Context) -> list[Finding]:
+    paused = ctx.session.scalar(select(SchedulerState.paused).where(SchedulerState.id == 1))
+    if paused:
+        return []  # stopped on purpose
+    # Running schedulers, and crashed ones (never marked stopped); one stopped cleanly
+    # was stopped by its owner.
+    newest = ctx.session.scalar(
+        select(func.max(SchedulerInstance.heartbeat_at)).where(
+            SchedulerInstance.stopped_at.is_(None)
+        )
+    )
+    if newest is None:
+        return []
+    newest = as_utc(newest)
+    assert newest is not None
+    limit = timedelta(minutes=ctx.settings.alert_scheduler_stale_minutes)
+    if ctx.now - newest <= limit:
+        return []
+    return [
+        Finding(
+            "scheduler_stale",
+            "high",
+            "the scheduler is silent",
+            f"last heartbeat {_age(ctx.now - newest)} ago; scheduled tasks are not running "
+            "(start it with `echopilot scheduler start` or `make start-automations`)",
+            since=newest,
+        )
+    ]
+
+
+def runnable_waiting(session: Session, now: datetime) -> tuple[int, datetime | None]:
+    """(jobs a worker could run now that are not held by a budget, when the oldest of
+    them was queued)."""
+    count, oldest = session.execute(
+        select(func.count(Job.id), func.min(func.coalesce(Job.enqueued_at, Job.created_at))).where(
+            Job.hold_reason.is_(None),
+            (Job.status == Status.QUEUED) | ((Job.status == Status.FAILED) & (Job.retry_at <= now)),
+        )
+    ).one()
+    return int(count or 0), as_utc(oldest)
+
+
+def live_workers(session: Session, now: datetime, fresh: timedelta) -> int:
+    return (
+        session.scalar(
+            select(func.count(WorkerHeartbeat.worker)).where(
+                WorkerHeartbeat.heartbeat_at >= now - fresh
+            )
+        )
+        or 0
+    )
+
+
+@rule("no_live_worker", "high", "Jobs wait and no worker has beaten its heartbeat lately.")
+def _no_worker(ctx: Context) -> list[Finding]:
+    fresh = timedelta(minutes=ctx.settings.alert_worker_stale_minutes)
+    waiting, oldest = runnable_waiting(ctx.session, ctx.now)
+    if not waiting or live_workers(ctx.session, ctx.now, fresh):
+        return []
+    return [
+        Finding(
+            "no_live_worker",
+            "high",
+            f"no live worker while {_count(waiting, 'job waits', 'jobs wait')}",
+            f"no worker heartbeat in the last {_age(fresh)}; start one with `echopilot worker` "
+            "(or `make run`)",
+            since=oldest,
+        )
+    ]
+
+
+@rule(
+    "schedule_failed", "warning", "A scheduled task's latest run was abandoned, failed or missed."
+)
+def _schedule(ctx: Context) -> list[Finding]:
+    found = []
+    tasks = ctx.session.scalars(select(ScheduleRun.task).distinct()).all()
+    for task in tasks:
+        run = ctx.session.execute(
+            select(ScheduleRun.status, ScheduleRun.slot, ScheduleRun.note, ScheduleRun.error)
+            .where(ScheduleRun.task == task, ScheduleRun.status != "running")
+            .order_by(ScheduleRun.started_at.desc(), ScheduleRun.id.desc())
+            .limit(1)
+        ).first()
+        if run is None:
+            continue
+        status, slot, note, error = run
+        missed = status == "skipped" and (note or "").startswith("missed slot")
+        if status not in ("abandoned", "failed") and not missed:
+            continue
+        what = "missed" if missed else status
+        why = (error or note or "").splitlines()[0][:200] if (error or note) else ""
+        found.append(
+            Finding(
+                f"schedule_failed:{task}",
+                "warning",
+                f"scheduled task {task!r}: its last run was {what}",
+                f"slot {as_utc(slot):%Y-%m-%d %H:%M} UTC" + (f": {why}" if why else ""),
+                since=as_utc(slot),
+            )
+        )
+    return found
+
+
+@rule("queue_age", "warning", "The oldest waiting job has waited longer than the limit.")
+def _queue_age(ctx: Context) -> list[Finding]:
+    waiting, oldest = runnable_waiting(ctx.session, ctx.now)
+    limit = timedelta(minutes=ctx.settings.alert_queue_age_minutes)
+    if not waiting or oldest is None or ctx.now - oldest <= limit:
+        return []
+    return [
+        Finding(
+            "queue_age",
+            "warning",
+            f"the oldest of {_count(waiting, 'waiting job', 'waiting jobs')} has waited "
+            f"{_age(ctx.now - oldest)}",
+            f"more than {_age(limit)} (ECHOPILOT_ALERT_QUEUE_AGE_MINUTES); are workers keeping up?",
+            since=oldest,
+        )
+    ]
+
+
+@rule("model_errors", "high", "Share of failed model attempts in the last hour over the limit.")
+def _model_errors(ctx: Context) -> list[Finding]:
+    since = ctx.now - timedelta(hours=1)
+    total, failed = ctx.session.execute(
+        select(
+            func.count(JobAttempt.id),
+            func.coalesce(func.sum((JobAttempt.status == "failed").cast(Integer)), 0),
+        ).where(JobAttempt.started_at >= since, JobAttempt.status.in_(_JUDGED))
+    ).one()
+    total, failed = int(total or 0), int(failed or 0)
+    rate = ctx.settings.alert_error_rate
+    if total < ctx.settings.alert_min_sample or failed / total <= rate:
+        return []
+    return [
+        Finding(
+            "model_errors",
+            "high",
+            f"{failed} of {total} attempts failed in the last hour ({failed / total:.0%})",
+            f"over {rate:.0%} (ECHOPILOT_ALERT_ERROR_RATE); check the model server and key",
+        )
+    ]
+
+
+@rule("key_failures", "high", "Many failed dashboard-key attempts in 10 minutes (security).")
+def _key_failures(ctx: Context) -> list[Finding]:
+    count = (
+        ctx.session.scalar(
+            select(func.count(AuditLog.id)).where(
+                AuditLog.action == "auth.failed", AuditLog.at >= ctx.now - timedelta(minutes=10)
+            )
+        )
+        or 0
+    )
+    limit = ctx.settings.alert_key_failures
+    if count < limit:
+        return []
+    return [
+        Finding(
+            "key_failures",
+            "high",
+            f"{count} failed dashboard-key attempts in 10 minutes",
+            "someone may be guessing the key; the activity feed lists the addresses",
+        )
+    ]
+
+
+@rule("budget", "warning", "Model spend against ECHOPILOT_DAILY_BUDGET_USD and client budgets.")
+def _budget(ctx: Context) -> list[Finding]:
+    found = []
+    warn_at = Decimal(str(ctx.settings.alert_budget_warn))
+    for state in budget.states(ctx.session, ctx.settings, ctx.now):
+        if state.limit_micros <= 0 or state.spent_micros < state.limit_micros * warn_at:
+            continue
+        used = Decimal(state.spent_micros) / state.limit_micros
+        stopped = state.spent_micros >= state.limit_micros
+        found.append(
+            Finding(
+                state.key,
+                "high" if stopped else "warning",
+                f"{state.label}: {used:.0%} used" + ("; new model calls wait" if stopped else ""),
+                f"spent {_usd(state.spent_micros)} of {_usd(state.limit_micros)} "
+                f"({state.setting}); resumes {state.resets_at:%Y-%m-%d %H:%M} UTC or when raised",
+            )
+        )
+    return found
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _usd(micros: int) -> str:
+    text = micros_text(abs(micros))
+    return ("-$" if micros < 0 else "$") + f"{Decimal(text):.2f}"
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172_800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86_400} days"
