@@ -43,6 +43,7 @@ bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/ops.py
 
 demo: $(STAMP) ## load 30 days of demo history (remove: echopilot demo reset)
 	$(EP) demo seed

@@ -501,3 +501,44 @@ def test_the_api_refuses_a_bad_silence_with_422_and_accepts_a_good_one(offline: 
         )
     assert shown["rule"] == "no_live_worker" and shown["reason"] == "maintenance"
     assert count(offline, AlertSilence) == 1
+
+
+def test_a_malformed_alert_url_is_named_at_scheduler_start_and_the_rest_still_work(
+    offline: Runtime,
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import env_for
+
+    env = {
+        **env_for(offline.settings),
+        "ECHOPILOT_ALERT_URLS": "notaurl json://127.0.0.1:9/hook",
+        "ECHOPILOT_SCHEDULE_SELF_HEAL": "off",
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-m", "echopilot", "scheduler", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=offline.settings.home.parent,
+    )
+    try:
+        seen = ""
+        deadline = time.monotonic() + 60
+        assert child.stdout is not None
+        while "scheduler started" not in seen and time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line:
+                break
+            seen += line
+        assert "scheduler started" in seen, seen
+        assert "Alert channel not used: ECHOPILOT_ALERT_URLS: entry 1" in seen
+        assert "Alert channels: json://127.0.0.1:9" in seen
+        assert "notaurl" not in seen  # a URL may hold a token: never echoed
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(30)

@@ -277,7 +277,8 @@ def test_operational_rules(offline: Runtime) -> None:
     )
     assert sorted(stale["opened"]) == ["schedule_failed:retention", "scheduler_stale"]
     with write_session(rt.sessions) as session:
-        session.get(SchedulerInstance, "s1").stopped_at = T0 + timedelta(minutes=7)  # type: ignore[union-attr]
+        # The scheduler is back: its heartbeat is fresh again.
+        session.get(SchedulerInstance, "s1").heartbeat_at = T0 + timedelta(minutes=8)  # type: ignore[union-attr]
         session.add(
             ScheduleRun(
                 task="retention",
@@ -421,3 +422,70 @@ def test_alerts_from_the_cli_and_the_api(offline: Runtime) -> None:
         lifted = client.delete("/api/alerts/silences/queue_age")
         assert lifted.status_code == 200 and lifted.json()["data"]["lifted"] == 1
         assert client.get("/api/alerts").json()["data"]["silences"] == []
+
+
+@BOTH
+def test_the_retries_rule_counts_self_heal_retries(offline: Runtime) -> None:
+    from echopilot.selfheal import heal
+
+    rt = offline
+    for n in range(4):
+        job_id = submit(rt, f"f{n}")
+        with write_session(rt.sessions) as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            job.status, job.attempts, job.error_kind = "failed", 1, "transient"
+            job.retry_at = datetime.now(UTC) - timedelta(seconds=1)
+    assert heal.run(rt).as_dict()["retried_count"] == 4
+    result = engine.check(rt, only=["retries"])
+    assert result["opened"] == ["retries"]
+    assert result["firing"][0]["title"] == "self-heal retried 4 jobs in the last 24 hours"
+
+
+@BOTH
+def test_a_scheduler_stopped_on_purpose_raises_no_alert(offline: Runtime) -> None:
+    from echopilot.scheduler import control
+
+    rt = offline
+    with write_session(rt.sessions) as session:
+        session.add(
+            SchedulerInstance(
+                id="s1", host="h", pid=1, started_at=T0, heartbeat_at=T0, stopped_at=T0
+            )
+        )
+    marker = control.stopped_marker(rt.settings)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    assert engine.check(rt, now=T0 + timedelta(hours=1), only=["scheduler_stale"])["firing"] == []
+    marker.unlink()  # not stopped by its owner: silent is silent
+    fired = engine.check(rt, now=T0 + timedelta(hours=1), only=["scheduler_stale"])
+    assert fired["opened"] == ["scheduler_stale"]
+
+
+@BOTH
+def test_a_failed_send_is_not_retried_under_a_silence_nor_after_it_resolves(
+    make_runtime: Any,
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once this block ends: refused
+    rt = make_runtime(ai_provider="offline", alert_urls=f"json://127.0.0.1:{port}/hook")
+    waiting_job(rt, T0)
+    first = engine.check(rt, now=T0 + timedelta(minutes=1), only=["no_live_worker"])
+    assert first["sent"][0]["channels"][f"json://127.0.0.1:{port}"] != "ok"
+    assert alert_row(rt, "no_live_worker").pending is not None
+
+    silences.silence(
+        rt, "no_live_worker", timedelta(hours=1), actor="test", now=T0 + timedelta(minutes=2)
+    )
+    muted = engine.check(rt, now=T0 + timedelta(minutes=3), only=["no_live_worker"])
+    assert muted["sent"] == []  # the retry waits out the silence
+    beat(rt, T0 + timedelta(minutes=4))
+    cleared = engine.check(rt, now=T0 + timedelta(minutes=5), only=["no_live_worker"])
+    assert cleared["resolved"] == ["no_live_worker"] and cleared["sent"] == []
+    row = alert_row(rt, "no_live_worker")
+    assert row.pending is None  # the failed firing is never sent for a resolved alert
+    later = engine.check(rt, now=T0 + timedelta(minutes=6), only=["no_live_worker"])
+    assert later["sent"] == []

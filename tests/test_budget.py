@@ -84,11 +84,15 @@ def test_the_daily_budget_holds_jobs_queued_until_the_day_turns(
         assert "daily model budget is used up" in json.loads(shown.stdout)["hold_reason"]
         alert = engine.check(rt, only=["budget"])
         assert alert["firing"][0]["severity"] == "high"
+        # Held jobs are not "waiting" while their limit holds: no worker alert for them.
+        assert engine.check(rt, only=["no_live_worker", "queue_age"])["firing"] == []
         # A burst worker does not wait for held jobs: it ends, and they stay held.
         assert run_worker(rt, concurrency=1, burst=True) == 0
         assert [state(rt, j)[0] for j in ids[3:]] == ["queued"] * 3
 
     with time_machine.travel(DAY.replace(hour=0, minute=5) + timedelta(days=1), tick=True):
+        # The limit no longer holds them: with no worker alive, that is an alert now.
+        assert engine.check(rt, only=["no_live_worker"])["opened"] == ["no_live_worker"]
         # A new day, a new $0.12: the three held jobs run (the third starting under it).
         assert [process(rt, job_id) for job_id in ids[3:]] == ["done"] * 3
         assert state(rt, ids[3]) == ("done", None)

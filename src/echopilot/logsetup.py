@@ -72,6 +72,10 @@ def setup(home: Path, component: str, level: str = "info", *, console: bool = Tr
     logging.getLogger("huey").setLevel(max(root.level, logging.WARNING))
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Apprise's lines can carry the URLs they were given, tokens included: they never reach
+    # EchoPilot's logs (alerts/channels.py records a failed send in its own words).
+    logging.getLogger("apprise").propagate = False
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
     structlog.configure(
         processors=[*_PRE_CHAIN, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -2,9 +2,9 @@
 
 Files are judged by the timestamp in their name (brief_20251020_123556.json,
 daily_report_20251020.csv), never by mtime, which copies and restores change. A file with
-no timestamp in its name is never deleted. Rows pruned: schedule runs and stale process
-heartbeats older than ECHOPILOT_RETENTION_ROW_DAYS. Jobs, attempts, job events, payments,
-briefs and the audit log are never deleted here.
+no timestamp in its name is never deleted. Rows pruned: schedule runs, stale process
+heartbeats, alert events and resolved alerts older than ECHOPILOT_RETENTION_ROW_DAYS.
+Jobs, attempts, job events, payments, briefs and the audit log are never deleted here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ from sqlalchemy import delete, func, select
 from echopilot import audit, ndjson
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session, write_session
-from echopilot.db.models import SchedulerInstance, ScheduleRun, WorkerHeartbeat
+from echopilot.db.models import (
+    Alert,
+    AlertEvent,
+    SchedulerInstance,
+    ScheduleRun,
+    WorkerHeartbeat,
+)
 from echopilot.runtime import Runtime
 
 _STAMP = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})(?:[T_-]?(\d{2})[:-]?(\d{2})[:-]?(\d{2}))?")
@@ -167,6 +173,8 @@ def _prune_rows(
         ),
         ("scheduler_instances", SchedulerInstance.id, [SchedulerInstance.heartbeat_at < cutoff]),
         ("worker_heartbeats", WorkerHeartbeat.worker, [WorkerHeartbeat.heartbeat_at < cutoff]),
+        ("alert_events", AlertEvent.id, [AlertEvent.at < cutoff]),
+        ("alerts", Alert.id, [Alert.status == "resolved", Alert.resolved_at < cutoff]),
     ]
     counts: dict[str, int] = {}
     for table, key, conditions in targets:

@@ -2,8 +2,9 @@
 Telegram and SMTP settings. Sending is Apprise's; this module only builds, checks and names
 the channels, and sends to each on its own so one failing channel never stops the others.
 
-A channel's `name` is Apprise's privacy form of its URL (tokens and passwords starred): it
-is what the database, logs and answers show. The URL itself never leaves this process.
+A channel's `name` is what the database, logs and answers show: the scheme and, for the
+web and mail schemes whose host is a plain address, the host; never a path, a login or
+options, where tokens live. The URL itself never leaves this process.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import apprise
 
@@ -82,8 +83,23 @@ def _check(url: str, setting: str, label: str) -> tuple[Channel | None, str | No
     if not plugin:
         scheme = url.split("://", 1)[0] if "://" in url else "?"
         return None, f"{setting}: {label} ({scheme}://...) is not a valid Apprise URL"
-    name = str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
-    return Channel(name=name, url=url, setting=setting), None
+    return Channel(name=channel_name(url, setting), url=url, setting=setting), None
+
+
+# Schemes whose host part is an address, not a token (Telegram's, Slack's and many more
+# carry their tokens there).
+_ADDRESS_SCHEMES = frozenset(
+    {"json", "jsons", "xml", "xmls", "form", "forms", "mailto", "mailtos", "ntfy", "ntfys"}
+)
+
+
+def channel_name(url: str, setting: str) -> str:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in _ADDRESS_SCHEMES and parts.hostname:
+        port = f":{parts.port}" if parts.port else ""
+        return f"{scheme}://{parts.hostname}{port}"
+    return f"{scheme}://... ({setting})"
 
 
 def configured(settings: Settings) -> Channels:
@@ -95,7 +111,12 @@ def configured(settings: Settings) -> Channels:
     def add(url: str, setting: str, label: str) -> None:
         channel, problem = _check(url, setting, label)
         if channel is not None:
-            usable.append(channel)
+            taken = {c.name for c in usable}
+            name, n = channel.name, 1
+            while name in taken:  # two channels to one place: their names stay apart
+                n += 1
+                name = f"{channel.name} #{n}"
+            usable.append(Channel(name=name, url=channel.url, setting=channel.setting))
         if problem is not None:
             problems.append(problem)
 
@@ -141,7 +162,10 @@ def send(channel: Channel, title: str, body: str, secrets: tuple[str, ...] = ())
         return None
     reason = next((line for line in reversed(text.splitlines()) if line.strip()), "")
     reason = reason.split(" - ", 2)[-1].strip() if reason else "delivery failed"
-    for secret in (channel.url, *secrets):
-        if secret:
+    parts = urlsplit(channel.url)
+    host = None if parts.scheme.lower() in _ADDRESS_SCHEMES else parts.netloc
+    pieces = (channel.url, parts.password, parts.username, host, parts.path, *secrets)
+    for secret in pieces:
+        if secret and len(secret) > 3:
             reason = reason.replace(secret, "****")
     return reason[:300] or "delivery failed"

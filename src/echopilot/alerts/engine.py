@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from echopilot import ndjson
@@ -26,7 +25,7 @@ from echopilot.alerts import channels as channel_mod
 from echopilot.alerts.rules import RULES, Context, Finding, Rule, severity_rank
 from echopilot.alerts.silences import active_silences
 from echopilot.clock import as_utc, utcnow
-from echopilot.db.engine import read_session, write_session
+from echopilot.db.engine import write_session
 from echopilot.db.models import Alert, AlertEvent
 from echopilot.runtime import Runtime
 
@@ -125,16 +124,25 @@ def check(
     for problem in found.problems:
         log.warning("alert channel not used: %s", problem)
     rules = [RULES[name] for name in (only or RULES)]
-    findings, errors = _evaluate(runtime, rules, now)
     link = dashboard_link(runtime)
-    for _attempt in range(3):
-        try:
-            outcome, notices = _reconcile(runtime, rules, findings, errors, now, link)
-            break
-        except IntegrityError:
-            continue  # another check opened the same alert a moment ago: look again
-    else:
-        raise RuntimeError("alert check kept colliding with another check")
+    # One check at a time (SQLite's write lock; an advisory lock on PostgreSQL), and the
+    # rules read inside it: a check never acts on what another changed under it.
+    with write_session(runtime.sessions) as session:
+        _one_check_at_a_time(session)
+        findings, errors = _evaluate(session, runtime, rules, now)
+        outcome, notices = _reconcile(session, runtime, rules, findings, errors, now, link)
+    ndjson.append(
+        logfile,
+        "check",
+        now=now,
+        actor=actor,
+        rules=len(rules),
+        firing=[f.key for _, f in findings],
+        rule_errors=errors,
+    )
+    for event in ("opened", "escalated", "resolved", "silenced"):
+        for key in outcome[event]:
+            ndjson.append(logfile, event, now=now, key=key)
     targets = found.usable
     for notice in notices:
         chosen = [c for c in targets if notice.channels is None or c.name in notice.channels]
@@ -144,20 +152,6 @@ def check(
             notice.results[channel.name] = channel_mod.send(
                 channel, notice.title, notice.body, secrets=_secrets(settings)
             )
-    _save_results(runtime, notices, now)
-    ndjson.append(
-        logfile,
-        "check",
-        now=now,
-        actor=actor,
-        rules=len(rules),
-        firing=[f.key for _, f in findings],
-        opened=outcome["opened"],
-        resolved=outcome["resolved"],
-        silenced=outcome["silenced"],
-        rule_errors=errors,
-    )
-    for notice in notices:
         for name, error in notice.results.items():
             ndjson.append(
                 logfile,
@@ -168,6 +162,7 @@ def check(
                 channel=name,
                 error=error,
             )
+    _save_results(runtime, notices, now)
     sent = [
         {"key": n.key, "kind": n.kind, "channels": {k: (v or "ok") for k, v in n.results.items()}}
         for n in notices
@@ -183,6 +178,15 @@ def check(
         "channel_problems": found.problems,
         "rule_errors": errors,
     }
+
+
+# pg_advisory_xact_lock's key for the alert check (any fixed number; "ALRT").
+_PG_LOCK = 0x414C5254
+
+
+def _one_check_at_a_time(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
 
 
 def _secrets(settings: Any) -> tuple[str, ...]:
@@ -201,136 +205,151 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
 
 
 def _evaluate(
-    runtime: Runtime, rules: list[Rule], now: datetime
+    session: Session, runtime: Runtime, rules: list[Rule], now: datetime
 ) -> tuple[list[tuple[Rule, Finding]], list[dict[str, str]]]:
     findings: list[tuple[Rule, Finding]] = []
     errors: list[dict[str, str]] = []
-    with read_session(runtime.sessions) as session:
-        ctx = Context(session=session, settings=runtime.settings, now=now)
-        for rule in rules:
-            try:
+    ctx = Context(session=session, settings=runtime.settings, now=now)
+    for rule in rules:
+        try:
+            with session.begin_nested():  # a failing rule leaves the check's transaction whole
                 findings.extend((rule, finding) for finding in rule.evaluate(ctx))
-            except Exception as exc:
-                log.exception("alert rule %s failed", rule.name)
-                errors.append({"rule": rule.name, "error": f"{type(exc).__name__}: {exc}"[:300]})
-                session.rollback()
+        except Exception as exc:
+            log.exception("alert rule %s failed", rule.name)
+            errors.append({"rule": rule.name, "error": f"{type(exc).__name__}: {exc}"[:300]})
     return findings, errors
 
 
+def _notice(alert: Alert, kind: str, now: datetime, link: str) -> Notice:
+    return Notice(
+        alert.id,
+        alert.key,
+        kind,
+        _subject(kind, alert.severity, alert.title),
+        _body(alert, kind, now, link),
+    )
+
+
 def _reconcile(
+    session: Session,
     runtime: Runtime,
     rules: list[Rule],
     findings: list[tuple[Rule, Finding]],
     errors: list[dict[str, str]],
     now: datetime,
     link: str,
-) -> tuple[dict[str, Any], list[Notice]]:
+) -> tuple[dict[str, list[str]], list[Notice]]:
+    """Bring the open alerts of the evaluated rules in line with `findings`; return what
+    changed and the notices to send (each claimed here by setting last_sent_at)."""
     default_cooldown = timedelta(hours=runtime.settings.alert_cooldown_hours)
     failed_rules = {e["rule"] for e in errors}
     evaluated = [r.name for r in rules if r.name not in failed_rules]
     notices: list[Notice] = []
-    opened: list[str] = []
-    resolved: list[str] = []
-    silenced: list[str] = []
-    with write_session(runtime.sessions) as session:
-        muted = {s.rule for s in active_silences(session, now)}
-        open_alerts = {
-            a.key: a
-            for a in session.scalars(
-                select(Alert).where(Alert.status == "open", Alert.rule.in_(evaluated))
-            )
-        }
-        for rule, finding in findings:
-            alert = open_alerts.pop(finding.key, None)
-            kind: str | None
-            if alert is None:
-                alert = Alert(
-                    key=finding.key,
-                    rule=rule.name,
-                    severity=finding.severity,
-                    title=finding.title,
-                    detail=finding.detail,
-                    status="open",
-                    since=finding.since or now,
-                    first_seen_at=now,
-                    last_seen_at=now,
-                    count=1,
-                    channels={},
-                )
-                session.add(alert)
-                session.flush()  # a second open alert with this key fails here
-                _record(session, now, "fired", alert=alert, severity=finding.severity)
-                opened.append(finding.key)
-                kind = "fired"
-            else:
-                rose = severity_rank(finding.severity) > severity_rank(alert.sent_severity or "")
-                alert.severity = finding.severity
-                alert.title, alert.detail = finding.title, finding.detail
-                alert.last_seen_at, alert.count = now, alert.count + 1
-                cooldown = rule.cooldown or default_cooldown
-                last = as_utc(alert.last_sent_at)
-                if alert.last_sent_at is None:
-                    kind = "fired"
-                elif rose:
-                    kind = "escalated"
-                    _record(session, now, "escalated", alert=alert, severity=finding.severity)
-                elif last is not None and now - last >= cooldown:
-                    kind = "reminder"
-                else:
-                    kind = None
-            if kind is not None and rule.name in muted:
-                _record(session, now, "silenced", alert=alert)
-                silenced.append(finding.key)
-                kind = None
-            if kind is not None:
-                alert.last_sent_at, alert.sent_severity, alert.pending = now, alert.severity, None
-                notices.append(
-                    Notice(
-                        alert.id,
-                        alert.key,
-                        kind,
-                        _subject(kind, alert.severity, alert.title),
-                        _body(alert, kind, now, link),
-                    )
-                )
-            elif alert.pending:
-                notices.append(_retry(alert, now, link))
-        for alert in open_alerts.values():  # conditions that no longer hold
-            alert.status, alert.resolved_at = "resolved", now
-            _record(session, now, "resolved", alert=alert)
-            resolved.append(alert.key)
-            if alert.last_sent_at is not None and alert.rule not in muted:
-                alert.pending = None
-                notices.append(
-                    Notice(
-                        alert.id,
-                        alert.key,
-                        "resolved",
-                        _subject("resolved", alert.severity, alert.title),
-                        _body(alert, "resolved", now, link),
-                    )
-                )
-        # Failed sends of alerts resolved earlier are retried too.
-        for alert in session.scalars(
-            select(Alert).where(Alert.status == "resolved", Alert.pending.is_not(None))
-        ):
-            if alert.pending and alert.key not in resolved:
-                notices.append(_retry(alert, now, link))
-        for notice in notices:
-            target = session.get(Alert, notice.alert_id)
-            if target is not None and notice.kind == "resolved":
-                target.resolve_sent_at = now
-        _record(
-            session,
-            now,
-            "check",
-            rules=[r.name for r in rules],
-            firing=len(findings),
-            opened=len(opened),
-            resolved=len(resolved),
-            errors=len(errors),
+    outcome: dict[str, list[str]] = {
+        "opened": [],
+        "escalated": [],
+        "resolved": [],
+        "silenced": [],
+    }
+    muted = {s.rule for s in active_silences(session, now)}
+    open_alerts = {
+        a.key: a
+        for a in session.scalars(
+            select(Alert).where(Alert.status == "open", Alert.rule.in_(evaluated))
         )
-    return {"opened": opened, "resolved": resolved, "silenced": silenced}, notices
+    }
+    for rule, finding in findings:
+        alert = open_alerts.pop(finding.key, None)
+        if alert is None:
+            alert = _open(session, rule, finding, now)
+            outcome["opened"].append(finding.key)
+            kind: str | None = "fired"
+        else:
+            kind = _update(session, alert, rule, finding, now, default_cooldown)
+            if kind == "escalated":
+                outcome["escalated"].append(finding.key)
+        if rule.name in muted:
+            if kind is not None:
+                _record(session, now, "silenced", alert=alert)
+                outcome["silenced"].append(finding.key)
+            continue  # nothing is sent for a muted rule, not even a retry
+        if kind is not None:
+            alert.last_sent_at, alert.sent_severity, alert.pending = now, alert.severity, None
+            notices.append(_notice(alert, kind, now, link))
+        elif alert.pending:
+            notices.append(_retry(alert, now, link))
+    for alert in open_alerts.values():  # conditions that no longer hold
+        alert.status, alert.resolved_at = "resolved", now
+        alert.pending = None  # a failed firing is not sent once resolved
+        _record(session, now, "resolved", alert=alert)
+        outcome["resolved"].append(alert.key)
+        # One resolved notice, for an alert that was sent; none under a silence.
+        if alert.last_sent_at is not None and alert.rule not in muted:
+            alert.resolve_sent_at = now
+            notices.append(_notice(alert, "resolved", now, link))
+    # Resolved notices that failed earlier are tried again.
+    for alert in session.scalars(
+        select(Alert).where(
+            Alert.status == "resolved", Alert.pending.is_not(None), Alert.rule.in_(evaluated)
+        )
+    ):
+        if alert.pending and alert.key not in outcome["resolved"] and alert.rule not in muted:
+            notices.append(_retry(alert, now, link))
+    _record(
+        session,
+        now,
+        "check",
+        rules=[r.name for r in rules],
+        firing=len(findings),
+        opened=len(outcome["opened"]),
+        resolved=len(outcome["resolved"]),
+        errors=len(errors),
+    )
+    return outcome, notices
+
+
+def _open(session: Session, rule: Rule, finding: Finding, now: datetime) -> Alert:
+    alert = Alert(
+        key=finding.key,
+        rule=rule.name,
+        severity=finding.severity,
+        title=finding.title,
+        detail=finding.detail,
+        status="open",
+        since=finding.since or now,
+        first_seen_at=now,
+        last_seen_at=now,
+        count=1,
+        channels={},
+    )
+    session.add(alert)
+    session.flush()
+    _record(session, now, "fired", alert=alert, severity=finding.severity)
+    return alert
+
+
+def _update(
+    session: Session,
+    alert: Alert,
+    rule: Rule,
+    finding: Finding,
+    now: datetime,
+    default_cooldown: timedelta,
+) -> str | None:
+    """Record that an open alert still holds; return the notice it is due, if any."""
+    rose = severity_rank(finding.severity) > severity_rank(alert.sent_severity or "")
+    alert.severity = finding.severity
+    alert.title, alert.detail = finding.title, finding.detail
+    alert.last_seen_at, alert.count = now, alert.count + 1
+    last = as_utc(alert.last_sent_at)
+    if last is None:
+        return "fired"  # opened under a silence, or never sent
+    if rose:
+        _record(session, now, "escalated", alert=alert, severity=finding.severity)
+        return "escalated"
+    if now - last >= (rule.cooldown or default_cooldown):
+        return "reminder"
+    return None
 
 
 def _retry(alert: Alert, now: datetime, link: str) -> Notice:

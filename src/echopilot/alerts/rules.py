@@ -31,6 +31,8 @@ from echopilot.db.models import (
 from echopilot.jobs import budget
 from echopilot.jobs.status import Status
 from echopilot.money import micros_text
+from echopilot.queue import recovery
+from echopilot.scheduler import control
 
 SEVERITIES = ("info", "warning", "high", "critical")
 
@@ -79,9 +81,9 @@ def rule(
     return register
 
 
-# The retries a job gets on its own (failed -> processing) and those self-heal makes
-# (failed -> queued) both count.
-@rule("retries", "warning", "More than ECHOPILOT_ALERT_RETRIES_24H job retries in 24 hours.")
+# Retries self-heal made (failed -> queued, its reason starts "self-heal:"); the retries a
+# job gets on its own within its backoff are the model-error rule's concern.
+@rule("retries", "warning", "More than ECHOPILOT_ALERT_RETRIES_24H self-heal retries in 24 hours.")
 def _retries(ctx: Context) -> list[Finding]:
     since = ctx.now - timedelta(hours=24)
     count = (
@@ -89,7 +91,8 @@ def _retries(ctx: Context) -> list[Finding]:
             select(func.count(JobEvent.id)).where(
                 JobEvent.at >= since,
                 JobEvent.from_status == Status.FAILED,
-                JobEvent.to_status.in_([Status.PROCESSING, Status.QUEUED]),
+                JobEvent.to_status == Status.QUEUED,
+                JobEvent.reason.like("self-heal:%"),
             )
         )
         or 0
@@ -101,7 +104,7 @@ def _retries(ctx: Context) -> list[Finding]:
         Finding(
             "retries",
             "warning",
-            f"{count} job retries in the last 24 hours",
+            f"self-heal retried {count} jobs in the last 24 hours",
             f"more than {limit} (ECHOPILOT_ALERT_RETRIES_24H); see the failed jobs' errors",
         )
     ]
@@ -214,20 +217,14 @@ def _type_failures(ctx: Context) -> list[Finding]:
 
 @rule("scheduler_stale", "high", "The scheduler's heartbeat is older than the limit.")
 def _scheduler(ctx: Context) -> list[Finding]:
+    """Workers check this rule too (a dead scheduler runs no alert check of its own)."""
     paused = ctx.session.scalar(select(SchedulerState.paused).where(SchedulerState.id == 1))
-    if paused:
-        return []  # stopped on purpose
-    # Running schedulers, and crashed ones (never marked stopped); one stopped cleanly
-    # was stopped by its owner.
-    newest = ctx.session.scalar(
-        select(func.max(SchedulerInstance.heartbeat_at)).where(
-            SchedulerInstance.stopped_at.is_(None)
-        )
-    )
+    if paused or control.stopped_marker(ctx.settings).exists():
+        return []  # paused, or stopped with `scheduler stop`: on purpose
+    # Whether it crashed or was closed by `up` after a crash, its heartbeat tells.
+    newest = as_utc(ctx.session.scalar(select(func.max(SchedulerInstance.heartbeat_at))))
     if newest is None:
-        return []
-    newest = as_utc(newest)
-    assert newest is not None
+        return []  # no scheduler has ever run here
     limit = timedelta(minutes=ctx.settings.alert_scheduler_stale_minutes)
     if ctx.now - newest <= limit:
         return []
@@ -241,18 +238,6 @@ def _scheduler(ctx: Context) -> list[Finding]:
             since=newest,
         )
     ]
-
-
-def runnable_waiting(session: Session, now: datetime) -> tuple[int, datetime | None]:
-    """(jobs a worker could run now that are not held by a budget, when the oldest of
-    them was queued)."""
-    count, oldest = session.execute(
-        select(func.count(Job.id), func.min(func.coalesce(Job.enqueued_at, Job.created_at))).where(
-            Job.hold_reason.is_(None),
-            (Job.status == Status.QUEUED) | ((Job.status == Status.FAILED) & (Job.retry_at <= now)),
-        )
-    ).one()
-    return int(count or 0), as_utc(oldest)
 
 
 def live_workers(session: Session, now: datetime, fresh: timedelta) -> int:
@@ -269,7 +254,7 @@ def live_workers(session: Session, now: datetime, fresh: timedelta) -> int:
 @rule("no_live_worker", "high", "Jobs wait and no worker has beaten its heartbeat lately.")
 def _no_worker(ctx: Context) -> list[Finding]:
     fresh = timedelta(minutes=ctx.settings.alert_worker_stale_minutes)
-    waiting, oldest = runnable_waiting(ctx.session, ctx.now)
+    waiting, oldest = recovery.waiting(ctx.session, ctx.settings, ctx.now)
     if not waiting or live_workers(ctx.session, ctx.now, fresh):
         return []
     return [
@@ -288,19 +273,28 @@ def _no_worker(ctx: Context) -> list[Finding]:
     "schedule_failed", "warning", "A scheduled task's latest run was abandoned, failed or missed."
 )
 def _schedule(ctx: Context) -> list[Finding]:
+    """Per task in the schedule (not off): its latest run that ran, or was skipped because
+    its slot was missed, tells. A skip for another reason (debounce, still running) says
+    nothing either way; a task turned off or gone has its alert closed."""
+    from echopilot.scheduler.table import build
+
     found = []
-    tasks = ctx.session.scalars(select(ScheduleRun.task).distinct()).all()
+    tasks = [name for name, entry in build(ctx.settings).items() if not entry.schedule.off]
     for task in tasks:
         run = ctx.session.execute(
             select(ScheduleRun.status, ScheduleRun.slot, ScheduleRun.note, ScheduleRun.error)
-            .where(ScheduleRun.task == task, ScheduleRun.status != "running")
+            .where(
+                ScheduleRun.task == task,
+                ScheduleRun.status != "running",
+                (ScheduleRun.status != "skipped") | ScheduleRun.note.like(f"%{MISSED}"),
+            )
             .order_by(ScheduleRun.started_at.desc(), ScheduleRun.id.desc())
             .limit(1)
         ).first()
         if run is None:
             continue
         status, slot, note, error = run
-        missed = status == "skipped" and (note or "").startswith("missed slot")
+        missed = status == "skipped"
         if status not in ("abandoned", "failed") and not missed:
             continue
         what = "missed" if missed else status
@@ -317,9 +311,13 @@ def _schedule(ctx: Context) -> list[Finding]:
     return found
 
 
+# The end of the scheduler's note on a slot it skipped because it came too late.
+MISSED = "catch-up policy is skip"
+
+
 @rule("queue_age", "warning", "The oldest waiting job has waited longer than the limit.")
 def _queue_age(ctx: Context) -> list[Finding]:
-    waiting, oldest = runnable_waiting(ctx.session, ctx.now)
+    waiting, oldest = recovery.waiting(ctx.session, ctx.settings, ctx.now)
     limit = timedelta(minutes=ctx.settings.alert_queue_age_minutes)
     if not waiting or oldest is None or ctx.now - oldest <= limit:
         return []

@@ -36,6 +36,7 @@ from echopilot.api.routes import (
     metrics,
     prometheus,
     retention,
+    selfheal,
     system,
 )
 from echopilot.errors import ConfigError, ConflictError, InputError, NotFoundError
@@ -53,6 +54,7 @@ API_ROUTERS: list[APIRouter] = [
     retention.router,
     activity.router,
     alerts.router,
+    selfheal.router,
 ]
 HTTP_CODES = {
     400: "bad_request",

@@ -21,6 +21,17 @@ from echopilot.scheduler.table import build
 app = typer.Typer(help="The scheduler daemon that runs the automations.", no_args_is_help=True)
 
 
+def report_alert_channels(settings: Any) -> None:
+    """Name a malformed alert channel setting at start-up; the other channels still work."""
+    from echopilot.alerts.channels import configured
+
+    found = configured(settings)
+    shown = ", ".join(found.names) or "none (alerts are recorded in the log only)"
+    console.print(f"Alert channels: {shown}", highlight=False, soft_wrap=True)
+    for problem in found.problems:
+        console.print(f"Alert channel not used: {problem}", highlight=False, soft_wrap=True)
+
+
 @app.command("run")
 def run(
     pidfile: Annotated[
@@ -41,6 +52,7 @@ def run(
     ):
         settings = rt.settings
         table = build(settings)
+        report_alert_channels(settings)
         pinger = HeartbeatPinger(settings.heartbeat_url) if settings.heartbeat_url else None
         scheduler = Scheduler(rt, table, ProcessRunner(settings), pinger=pinger)
 

@@ -9,6 +9,7 @@ import typer
 from echopilot import keys
 from echopilot.ai.registry import provider_label
 from echopilot.cli.common import runtime
+from echopilot.cli.scheduler import report_alert_channels
 from echopilot.cli.serve import banner
 from echopilot.config import load_settings
 from echopilot.scheduler import control
@@ -29,6 +30,7 @@ def up() -> None:
         typer.echo(f"Database: {rt.engine.url.render_as_string(hide_password=True)}")
         typer.echo(f"Queue: {settings.resolved_queue_url.split('@')[-1]}")
         typer.echo(f"AI provider: {provider_label(settings.provider_name)}")
+        report_alert_channels(settings)
         typer.echo("Ctrl-C stops everything.")
         code = Supervisor(children(rt, dict(os.environ))).run()
     raise typer.Exit(code)

@@ -208,7 +208,7 @@ class JobEvent(Base):
     to_status: Mapped[str] = mapped_column(String(20))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class WorkerHeartbeat(Base):
@@ -327,7 +327,7 @@ class Alert(Base):
     # {channel name: {"ok", "at", "error"}}: the last send on each channel.
     channels: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # {"kind", "channels"}: a notice that failed on those channels, tried again next check.
-    pending: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    pending: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
     resolve_sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
 

@@ -94,7 +94,7 @@ def client_state(
     )
 
 
-def states(session: Session, settings: Settings, now: datetime) -> list[BudgetState]:
+def states(session: Connection | Session, settings: Settings, now: datetime) -> list[BudgetState]:
     """Every limit in force, with what has been spent against it."""
     found = []
     daily = daily_state(session, settings, now)
@@ -107,6 +107,25 @@ def states(session: Session, settings: Settings, now: datetime) -> list[BudgetSt
     ):
         found.append(client_state(session, client_id, name, int(limit or 0), now))
     return found
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """The limits used up now: the daily one, and the clients whose month is."""
+
+    daily: bool
+    clients: frozenset[int]
+
+    def holds(self, client_id: int | None) -> bool:
+        return self.daily or (client_id is not None and client_id in self.clients)
+
+
+def blocks(session: Connection | Session, settings: Settings, now: datetime) -> Blocks:
+    found = [s for s in states(session, settings, now) if s.exhausted]
+    return Blocks(
+        daily=any(s.client_id is None for s in found),
+        clients=frozenset(s.client_id for s in found if s.client_id is not None),
+    )
 
 
 def _hold_message(state: BudgetState) -> str:

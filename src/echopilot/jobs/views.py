@@ -62,7 +62,7 @@ def job_dict(job: Any, client_email: str | None = None) -> dict[str, Any]:
         "error": job.error,
         "error_kind": job.error_kind,
         "retry_at": _iso(job.retry_at),
-        "hold_reason": job.hold_reason,
+        "hold_reason": _hold(job.status, job.hold_reason),
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
@@ -184,12 +184,17 @@ def _listed(row: Any) -> dict[str, Any]:
         "error": value(c["error"]),
         "error_kind": value(c["error_kind"]),
         "retry_at": _stamp(value(c["retry_at"])),
-        "hold_reason": value(c["hold_reason"]),
+        "hold_reason": _hold(value(c["status"]), value(c["hold_reason"])),
         "created_at": _stamp(value(c["created_at"])),
         "started_at": _stamp(value(c["started_at"])),
         "finished_at": _stamp(value(c["finished_at"])),
         "duration_ms": value(c["duration_ms"]),
     }
+
+
+def _hold(status: str, reason: str | None) -> str | None:
+    """A spending limit's hold matters only while the job waits to run."""
+    return reason if status in (Status.QUEUED, Status.FAILED) else None
 
 
 def _stamp(value: Any) -> str | None:

@@ -17,13 +17,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from echopilot.clock import utcnow
+from echopilot.clock import as_utc, utcnow
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Job, JobAttempt, WorkerHeartbeat
+from echopilot.jobs import budget
 from echopilot.jobs.status import Status, change, lock_job
 from echopilot.queue.liveness import PRUNE_AFTER, Holder, holder_state
 from echopilot.runtime import Runtime
@@ -59,6 +61,34 @@ def runnable_filter(now: datetime) -> ColumnElement[bool]:
         Job.status == Status.QUEUED,
         and_(Job.status == Status.FAILED, or_(Job.retry_at.is_(None), Job.retry_at <= now)),
     )
+
+
+def waiting(session: Session, settings: Any, now: datetime) -> tuple[int, datetime | None]:
+    """(runnable jobs a worker could start now, when the oldest of them was queued). A job
+    held by a spending limit counts once the limit no longer holds it."""
+    blocked = budget.blocks(session, settings, now)
+    rows = session.execute(
+        select(
+            Job.client_id,
+            func.count(Job.id),
+            func.min(func.coalesce(Job.enqueued_at, Job.created_at)),
+        )
+        .where(runnable_filter(now), Job.hold_reason.is_not(None))
+        .group_by(Job.client_id)
+    ).all()
+    free = session.execute(
+        select(func.count(Job.id), func.min(func.coalesce(Job.enqueued_at, Job.created_at))).where(
+            runnable_filter(now), Job.hold_reason.is_(None)
+        )
+    ).one()
+    count, oldest = int(free[0] or 0), as_utc(free[1])
+    for client_id, held, held_since in rows:
+        if not blocked.holds(client_id):
+            count += int(held)
+            since = as_utc(held_since)
+            if since is not None and (oldest is None or since < oldest):
+                oldest = since
+    return count, oldest
 
 
 def sweep(
@@ -248,14 +278,21 @@ def _orphans(runtime: Runtime, now: datetime, min_age: timedelta) -> list[tuple[
     cutoff = now - min_age
     with read_session(runtime.sessions) as session:
         rows = session.execute(
-            select(Job.id, Job.priority)
+            select(Job.id, Job.priority, Job.hold_reason, Job.client_id)
             .where(
                 runnable_filter(now),
                 or_(Job.enqueued_at.is_(None), Job.enqueued_at <= cutoff),
             )
             .order_by(Job.priority.desc(), Job.id)
         ).all()
-    return [(job_id, priority) for job_id, priority in rows if job_id not in in_queue]
+        # A job held by a spending limit that still holds it waits without a message; once
+        # the day turns or the limit is raised it is handed out again.
+        blocked = budget.blocks(session, runtime.settings, now)
+    return [
+        (job_id, priority)
+        for job_id, priority, held, client_id in rows
+        if job_id not in in_queue and not (held and blocked.holds(client_id))
+    ]
 
 
 def _enqueue_orphans(

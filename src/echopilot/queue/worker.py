@@ -18,7 +18,7 @@ import time
 from datetime import timedelta
 
 from huey.consumer import Consumer, ConsumerStopped
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, update
 
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session, write_session
@@ -27,12 +27,14 @@ from echopilot.jobs import pipeline
 from echopilot.jobs.status import Status, change
 from echopilot.queue.app import set_executor
 from echopilot.queue.liveness import beat_seconds
-from echopilot.queue.recovery import runnable_filter, sweep, unfinished_elsewhere
+from echopilot.queue.recovery import sweep, unfinished_elsewhere, waiting
 from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 IDLE_CHECK_SECONDS = 0.25
+# How often a worker checks that the scheduler lives (its alert fires from here).
+WATCH_SCHEDULER_SECONDS = 300.0
 
 
 class LeaseKeeper:
@@ -48,6 +50,7 @@ class LeaseKeeper:
         self.renew_every = beat_seconds(runtime.settings.lease_seconds)
         self._registered = False
         self._next_sweep = time.monotonic() + runtime.settings.sweep_interval_seconds
+        self._next_watch = time.monotonic() + WATCH_SCHEDULER_SECONDS
 
     def hold(self, token: str, job_id: int) -> None:
         with self._lock:
@@ -100,6 +103,9 @@ class LeaseKeeper:
                         own_tokens=frozenset(self.held()),
                         judge_remote=not held_up,
                     )
+                if time.monotonic() >= self._next_watch:
+                    self._next_watch = time.monotonic() + WATCH_SCHEDULER_SECONDS
+                    watch_scheduler(self.runtime)
             except Exception:  # the keeper must outlive a database hiccup
                 log.exception("lease keeper round failed; trying again")
 
@@ -192,6 +198,14 @@ def hand_back(runtime: Runtime, token: str, job_id: int) -> bool:
     return True
 
 
+def watch_scheduler(runtime: Runtime) -> None:
+    """The scheduler runs the alert check, so a dead scheduler cannot say it is dead:
+    workers check that one rule now and then."""
+    from echopilot.alerts.engine import check
+
+    check(runtime, only=["scheduler_stale"], actor="worker")
+
+
 def run_worker(runtime: Runtime, *, concurrency: int | None = None, burst: bool = False) -> int:
     """Run until a signal (or, with `burst`, until no job is runnable); return an exit code."""
     settings = runtime.settings
@@ -256,12 +270,7 @@ def _idle(runtime: Runtime, keeper: LeaseKeeper) -> bool:
         return False
     now = utcnow()
     with read_session(runtime.sessions) as session:
-        runnable = session.scalar(
-            # A job held by a spending limit is not runnable until the limit allows it.
-            select(func.count())
-            .select_from(Job)
-            .where(runnable_filter(now), Job.hold_reason.is_(None))
-        )
+        runnable, _ = waiting(session, runtime.settings, now)
         orphaned = unfinished_elsewhere(session, now, frozenset(keeper.held()))
     if not runnable and not orphaned:
         return True

@@ -15,7 +15,8 @@ change, so two self-heals at once never retry one job twice.
 from __future__ import annotations
 
 import logging
-import random
+import os
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,20 +24,19 @@ from typing import Any
 from sqlalchemy import select
 
 from echopilot import audit, ndjson
-from echopilot.alerts.rules import live_workers, runnable_waiting
+from echopilot.alerts.rules import live_workers
 from echopilot.clock import as_utc, utcnow
 from echopilot.db.engine import read_session, write_session
-from echopilot.db.models import Client, Job
+from echopilot.db.models import Client, Job, ScheduleRun
 from echopilot.jobs.status import Status, change, lock_job
 from echopilot.money import cents_text
-from echopilot.queue.recovery import sweep
+from echopilot.queue.recovery import sweep, waiting
 from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 LISTED = 100  # longest list in an answer; the counts are exact
-WORKER_FRESH = timedelta(minutes=5)
 UNPAID_AFTER = timedelta(hours=48)
 UNPAID_MIN_QA = 95.0
 REVIEW_AFTER = timedelta(hours=24)
@@ -115,10 +115,28 @@ def run(runtime: Runtime, *, dry_run: bool = False, now: datetime | None = None)
 
 
 def run_by(runtime: Runtime, *, actor: str, dry_run: bool) -> dict[str, Any]:
-    """Self-heal asked for by a person (CLI or API): run it and audit what it changed."""
-    summary = run(runtime, dry_run=dry_run).as_dict()
+    """Self-heal asked for by a person (CLI or API): run it, record it as a manual run of
+    the task (its summary shows in the automations' status) and audit what it changed."""
+    started = utcnow()
+    summary = run(runtime, dry_run=dry_run, now=started).as_dict()
     if not dry_run:
+        finished = utcnow()
         with write_session(runtime.sessions) as session:
+            session.add(
+                ScheduleRun(
+                    task="self_heal",
+                    slot=started,
+                    trigger="manual",
+                    status="ok",
+                    started_at=started,
+                    finished_at=finished,
+                    duration_ms=int((finished - started).total_seconds() * 1000),
+                    summary=summary,
+                    note=f"run by {actor}",
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                )
+            )
             audit.record(
                 session,
                 actor=actor,
@@ -129,14 +147,6 @@ def run_by(runtime: Runtime, *, actor: str, dry_run: bool) -> dict[str, Any]:
                 },
             )
     return summary
-
-
-def _backoff_due(runtime: Runtime, job_id: int, attempts: int, failed_at: datetime) -> datetime:
-    """When a failed job with no retry time of its own may go again: the pipeline's backoff
-    (ECHOPILOT_RETRY_DELAY_SECONDS doubling per attempt), with jitter fixed per job."""
-    delay = runtime.settings.retry_delay_seconds * 2 ** max(attempts - 1, 0)
-    jitter = random.Random(job_id * 1_000_003 + attempts).uniform(0.8, 1.2)
-    return failed_at + timedelta(seconds=delay * jitter)
 
 
 def _heal_failed(runtime: Runtime, now: datetime, dry_run: bool, result: HealResult) -> None:
@@ -153,7 +163,6 @@ def _heal_failed(runtime: Runtime, now: datetime, dry_run: bool, result: HealRes
                     Job.error_kind,
                     Job.error,
                     Job.retry_at,
-                    Job.updated_at,
                 )
                 .where(Job.status == Status.FAILED, Job.id > after)
                 .order_by(Job.id)
@@ -162,7 +171,7 @@ def _heal_failed(runtime: Runtime, now: datetime, dry_run: bool, result: HealRes
         if not rows:
             return
         after = rows[-1][0]
-        for job_id, name, task_type, attempts, max_attempts, kind, error, retry_at, updated in rows:
+        for job_id, name, task_type, attempts, max_attempts, kind, error, retry_at in rows:
             if kind == "permanent" or attempts >= max_attempts:
                 why = "permanent error" if kind == "permanent" else "no attempts left"
                 if dry_run or _make_dead(runtime, job_id, attempts, why, now):
@@ -176,9 +185,7 @@ def _heal_failed(runtime: Runtime, now: datetime, dry_run: bool, result: HealRes
                         }
                     )
                 continue
-            due = as_utc(retry_at) or _backoff_due(
-                runtime, job_id, attempts, as_utc(updated) or now
-            )
+            due = as_utc(retry_at) or now  # no retry time: due, as the workers see it
             if due > now:
                 result.waiting_backoff += 1
                 continue
@@ -189,7 +196,7 @@ def _heal_failed(runtime: Runtime, now: datetime, dry_run: bool, result: HealRes
 def _make_dead(runtime: Runtime, job_id: int, attempts: int, why: str, now: datetime) -> bool:
     with write_session(runtime.sessions) as session:
         job = lock_job(session, job_id)
-        if job is None or job.attempts != attempts:
+        if job is None or job.status != Status.FAILED or job.attempts != attempts:
             return False
         return (
             change(
@@ -210,7 +217,7 @@ def _retry(runtime: Runtime, job_id: int, attempts: int, now: datetime) -> bool:
     worker) moved on since is left alone."""
     with write_session(runtime.sessions) as session:
         job = lock_job(session, job_id)
-        if job is None or job.attempts != attempts:
+        if job is None or job.status != Status.FAILED or job.attempts != attempts:
             return False
         moved = change(
             session,
@@ -233,10 +240,10 @@ def _retry(runtime: Runtime, job_id: int, attempts: int, now: datetime) -> bool:
 
 def _look_around(runtime: Runtime, now: datetime, result: HealResult) -> None:
     with read_session(runtime.sessions) as session:
-        waiting, _ = runnable_waiting(session, now)
-        result.jobs_waiting = waiting
-        result.live_workers = live_workers(session, now, WORKER_FRESH)
-        result.worker_restart_suggested = waiting > 0 and result.live_workers == 0
+        result.jobs_waiting, _ = waiting(session, runtime.settings, now)
+        fresh = timedelta(minutes=runtime.settings.alert_worker_stale_minutes)
+        result.live_workers = live_workers(session, now, fresh)
+        result.worker_restart_suggested = result.jobs_waiting > 0 and result.live_workers == 0
         unpaid = session.execute(
             select(
                 Job.id,
@@ -318,8 +325,8 @@ def _write_notes(result: HealResult) -> None:
         )
     if result.worker_restart_suggested:
         notes.append(
-            f"no worker has beaten in 5 minutes while {result.jobs_waiting} jobs wait: "
-            "restart the worker (`echopilot worker` or `make run`)"
+            f"no worker has beaten its heartbeat lately while {result.jobs_waiting} jobs "
+            "wait: restart the worker (`echopilot worker` or `make run`)"
         )
     if result.eligible_unpaid:
         notes.append(f"{len(result.eligible_unpaid)} unpaid high-QA jobs to follow up")

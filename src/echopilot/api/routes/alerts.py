@@ -1,4 +1,4 @@
-"""/api/alerts (open, recent, silences), /api/alerts/trigger, silences; /api/self-heal."""
+"""/api/alerts (open, recent, silences), /api/alerts/trigger, and silences."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from echopilot.alerts.views import listing
 from echopilot.api.deps import RuntimeDep
 from echopilot.api.envelope import Envelope
 from echopilot.api.pool import answer
-from echopilot.api.schemas import AlertCheckOut, AlertsOut, SelfHealOut, SilenceOut
+from echopilot.api.schemas import AlertCheckOut, AlertsOut, SilenceOut
 from echopilot.errors import ConfigError
 from echopilot.runtime import Runtime
-from echopilot.selfheal.heal import run_by
 
 router = APIRouter(tags=["alerts"])
 ACTOR = "api"
@@ -71,12 +70,3 @@ async def alerts_unsilence(rule: str, runtime: RuntimeDep, request: Request) -> 
         return {"rule": rule, "lifted": silences.lift(runtime, rule, actor=ACTOR)}
 
     return await answer(request, act)
-
-
-@router.post("/self-heal", response_model=Envelope[SelfHealOut])
-async def self_heal(
-    runtime: RuntimeDep,
-    request: Request,
-    dry_run: Annotated[bool, Query(description="Report only; change nothing")] = False,
-) -> Response:
-    return await answer(request, lambda: run_by(runtime, actor=ACTOR, dry_run=dry_run), slow=True)

@@ -81,9 +81,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("monthly_budget_micros", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("hold_reason", sa.Text(), nullable=True))
+    # The alert rules count recent status changes (retries in 24 hours).
+    op.create_index("ix_job_events_at", "job_events", ["at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_job_events_at", table_name="job_events")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("hold_reason")
     with op.batch_alter_table("clients") as batch:
