@@ -55,7 +55,13 @@ def test_it_pings_every_minute_and_reports_a_failed_run(
 ) -> None:
     rt = make_runtime(
         task_modules="tests.fakes.probe_tasks",
-        schedules={"recovery_sweep": "off", "retention": "off", "boom": "every 1m"},
+        schedules={
+            "recovery_sweep": "off",
+            "retention": "off",
+            "self_heal": "off",
+            "alert_check": "off",
+            "boom": "every 1m",
+        },
         heartbeat_url=monitor.url,
     )
     now = datetime(2026, 11, 26, 9, 0, 30, tzinfo=UTC)

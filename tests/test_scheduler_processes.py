@@ -26,7 +26,7 @@ from tests.conftest import env_for, wait_for
 
 pytestmark = pytest.mark.slow
 PROBES = "tests.fakes.probe_tasks"
-QUIET = {"recovery_sweep": "off", "retention": "off"}
+QUIET = {"recovery_sweep": "off", "retention": "off", "self_heal": "off", "alert_check": "off"}
 
 
 def scheduler_env(rt: Runtime, **schedules: str) -> dict[str, str]:

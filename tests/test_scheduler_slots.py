@@ -73,7 +73,13 @@ def world(make_runtime: Callable[..., Runtime]) -> Iterator[Callable[..., World]
         plain = {k: v for k, v in schedules.items() if not k.startswith("catchup_")}
         rt = make_runtime(
             task_modules=PROBES,
-            schedules={"recovery_sweep": "off", "retention": "off", **plain},
+            schedules={
+                "recovery_sweep": "off",
+                "retention": "off",
+                "self_heal": "off",
+                "alert_check": "off",
+                **plain,
+            },
             catchup=catchup,
         )
         made.append(World(rt))

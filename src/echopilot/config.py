@@ -785,7 +785,7 @@ def masked(settings: Settings) -> dict[str, Any]:
             value = mask_secret(value.get_secret_value() if value else None)
         elif field == "heartbeat_url" and value:
             value = _hide_url_path(value)
-        elif isinstance(value, Path):
+        elif isinstance(value, Path | Decimal):
             value = str(value)
         shown[env_name(field)] = value
     return shown

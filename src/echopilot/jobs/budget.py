@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from echopilot.config import Settings
 from echopilot.db.models import Client, Job, JobAttempt
+from echopilot.jobs.status import Status
 from echopilot.money import usd_to_micros
 
 # Spend is read before every job while a limit is in force (one indexed SUM over the
@@ -152,7 +153,7 @@ class Guard:
                 update(Job)
                 .where(
                     Job.id == job_id,
-                    Job.status.in_(("queued", "failed")),
+                    Job.status.in_((Status.QUEUED, Status.FAILED)),
                     func.coalesce(Job.hold_reason, "") != reason,
                 )
                 .values(hold_reason=reason)
