@@ -348,7 +348,7 @@ def test_a_bad_self_heal_interval_stops_start_up_naming_the_setting(offline: Run
     assert result.returncode == 2 and "SCHED_SELFHEAL_EVERY_HOURS" in result.stderr
 
 
-def test_unknown_client_budget_and_hold_reason_surface(offline: Runtime) -> None:
+def test_clients_budget_refuses_bad_input_and_sets_the_limit(offline: Runtime) -> None:
     # `clients budget` names the client that does not exist, exit 2, nothing written.
     result = run_cli(
         offline.settings, "clients", "budget", "nobody@example.com", "--monthly-usd", "5"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def utcnow() -> datetime:
@@ -14,6 +14,24 @@ def ensure_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def iso(value: datetime | str | None) -> str | None:
+    """A stored timestamp as ISO 8601 in UTC, or None."""
+    moment = as_utc(value)
+    return moment.isoformat() if moment else None
+
+
+def age_text(delta: timedelta) -> str:
+    """A duration as people say it: 45 s, 12 min, 5 h, 3 days."""
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172_800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86_400} days"
 
 
 def as_utc(value: datetime | str | None) -> datetime | None:

@@ -17,13 +17,14 @@ from urllib.parse import quote, urlencode, urlsplit
 import apprise
 
 from echopilot.config import Settings
+from echopilot.errors import ConfigError
+from echopilot.jobs.intake import EMAIL
 
 log = logging.getLogger(__name__)
 
 # Entries are separated by white space, or by a comma that starts a new URL (a comma
 # inside a URL, as in mailto://...?to=a@x,b@y, stays).
 _SPLIT = re.compile(r"\s+|,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
-_EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$|^[^@\s,;]+@localhost$")
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def configured(settings: Settings) -> Channels:
             f"{missing}: needed with {'TELEGRAM_BOT_TOKEN' if token else 'TELEGRAM_CHAT_ID'}"
         )
     if settings.smtp_host:
-        wrong = [r for r in recipients(settings.alert_to or "") if not _EMAIL.match(r)]
+        wrong = [r for r in recipients(settings.alert_to or "") if not EMAIL.match(r)]
         if not settings.alert_to or not recipients(settings.alert_to):
             problems.append("ALERT_TO: needed with SMTP_HOST (one or more email addresses)")
         elif wrong:
@@ -144,6 +145,14 @@ def configured(settings: Settings) -> Channels:
     elif settings.alert_to:
         problems.append("SMTP_HOST: needed with ALERT_TO (the mail server alerts go through)")
     return Channels(usable, problems)
+
+
+def require_valid(settings: Settings) -> None:
+    """For a person's check: refuse a malformed channel setting, naming it (the scheduler's
+    check reports it and uses the other channels)."""
+    problems = configured(settings).problems
+    if problems:
+        raise ConfigError(problems[0])
 
 
 def send(channel: Channel, title: str, body: str, secrets: tuple[str, ...] = ()) -> str | None:

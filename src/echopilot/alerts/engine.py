@@ -24,7 +24,7 @@ from echopilot import ndjson
 from echopilot.alerts import channels as channel_mod
 from echopilot.alerts.rules import RULES, Context, Finding, Rule, severity_rank
 from echopilot.alerts.silences import active_silences
-from echopilot.clock import as_utc, utcnow
+from echopilot.clock import age_text, as_utc, utcnow
 from echopilot.db.engine import write_session
 from echopilot.db.models import Alert, AlertEvent
 from echopilot.runtime import Runtime
@@ -39,7 +39,7 @@ class Notice:
 
     alert_id: int
     key: str
-    kind: str  # fired | escalated | reminder | resolved | retry
+    kind: str  # fired | escalated | reminder | resolved
     title: str
     body: str
     channels: list[str] | None = None  # None: every usable channel
@@ -53,26 +53,17 @@ def _subject(kind: str, severity: str, title: str) -> str:
     return f"[EchoPilot] {label}: {title}"
 
 
-def _age(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 120:
-        return f"{minutes} min"
-    hours = minutes // 60
-    return f"{hours} h" if hours < 48 else f"{hours // 24} days"
-
-
 def _body(alert: Alert, kind: str, now: datetime, link: str) -> str:
     since = as_utc(alert.since) or as_utc(alert.first_seen_at) or now
+    age = age_text(now - since)
     lines = [alert.title, alert.detail or ""]
     if kind == "resolved":
         lines.append(
             f"Resolved at {now:%Y-%m-%d %H:%M} UTC; it was open since "
-            f"{since:%Y-%m-%d %H:%M} UTC ({_age(now - since)})."
+            f"{since:%Y-%m-%d %H:%M} UTC ({age})."
         )
     else:
-        lines.append(
-            f"Severity: {alert.severity}. Since {since:%Y-%m-%d %H:%M} UTC ({_age(now - since)})."
-        )
+        lines.append(f"Severity: {alert.severity}. Since {since:%Y-%m-%d %H:%M} UTC ({age}).")
     lines.append(f"Rule: {alert.rule}. Dashboard: {link}")
     return "\n".join(line for line in lines if line)
 
@@ -92,7 +83,6 @@ def _record(
     event: str,
     *,
     alert: Alert | None = None,
-    rule: str | None = None,
     channel: str | None = None,
     **detail: Any,
 ) -> None:
@@ -100,7 +90,7 @@ def _record(
         AlertEvent(
             at=now,
             alert_id=alert.id if alert is not None else None,
-            rule=rule or (alert.rule if alert is not None else None),
+            rule=alert.rule if alert is not None else None,
             key=alert.key if alert is not None else None,
             event=event,
             channel=channel,
@@ -285,7 +275,6 @@ def _reconcile(
         outcome["resolved"].append(alert.key)
         # One resolved notice, for an alert that was sent; none under a silence.
         if alert.last_sent_at is not None and alert.rule not in muted:
-            alert.resolve_sent_at = now
             notices.append(_notice(alert, "resolved", now, link))
     # Resolved notices that failed earlier are tried again.
     for alert in session.scalars(
@@ -353,17 +342,12 @@ def _update(
 
 
 def _retry(alert: Alert, now: datetime, link: str) -> Notice:
+    """The notice that failed on some channels last time, for those channels again."""
     pending = dict(alert.pending or {})
     alert.pending = None  # claimed by this check
-    kind = str(pending.get("kind", "fired"))
-    return Notice(
-        alert.id,
-        alert.key,
-        kind,
-        _subject(kind, alert.severity, alert.title),
-        _body(alert, "resolved" if kind == "resolved" else kind, now, link),
-        channels=list(pending.get("channels", [])),
-    )
+    notice = _notice(alert, str(pending.get("kind", "fired")), now, link)
+    notice.channels = list(pending.get("channels", []))
+    return notice
 
 
 def _save_results(runtime: Runtime, notices: list[Notice], now: datetime) -> None:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from sqlalchemy import Integer, func, select
 from sqlalchemy.orm import Session
 
-from echopilot.clock import as_utc
+from echopilot.clock import age_text, as_utc
 from echopilot.config import Settings
 from echopilot.db.models import (
     AuditLog,
@@ -26,7 +26,6 @@ from echopilot.db.models import (
     SchedulerInstance,
     SchedulerState,
     ScheduleRun,
-    WorkerHeartbeat,
 )
 from echopilot.jobs import budget
 from echopilot.jobs.status import Status
@@ -233,36 +232,25 @@ def _scheduler(ctx: Context) -> list[Finding]:
             "scheduler_stale",
             "high",
             "the scheduler is silent",
-            f"last heartbeat {_age(ctx.now - newest)} ago; scheduled tasks are not running "
+            f"last heartbeat {age_text(ctx.now - newest)} ago; scheduled tasks are not running "
             "(start it with `echopilot scheduler start` or `make start-automations`)",
             since=newest,
         )
     ]
 
 
-def live_workers(session: Session, now: datetime, fresh: timedelta) -> int:
-    return (
-        session.scalar(
-            select(func.count(WorkerHeartbeat.worker)).where(
-                WorkerHeartbeat.heartbeat_at >= now - fresh
-            )
-        )
-        or 0
-    )
-
-
 @rule("no_live_worker", "high", "Jobs wait and no worker has beaten its heartbeat lately.")
 def _no_worker(ctx: Context) -> list[Finding]:
     fresh = timedelta(minutes=ctx.settings.alert_worker_stale_minutes)
     waiting, oldest = recovery.waiting(ctx.session, ctx.settings, ctx.now)
-    if not waiting or live_workers(ctx.session, ctx.now, fresh):
+    if not waiting or recovery.live_workers(ctx.session, ctx.now, fresh):
         return []
     return [
         Finding(
             "no_live_worker",
             "high",
             f"no live worker while {_count(waiting, 'job waits', 'jobs wait')}",
-            f"no worker heartbeat in the last {_age(fresh)}; start one with `echopilot worker` "
+            f"no worker heartbeat in the last {age_text(fresh)}; start one with `echopilot worker` "
             "(or `make run`)",
             since=oldest,
         )
@@ -316,7 +304,7 @@ MISSED = "catch-up policy is skip"
 
 
 @rule("queue_age", "warning", "The oldest waiting job has waited longer than the limit.")
-def _queue_age(ctx: Context) -> list[Finding]:
+def _queueage_text(ctx: Context) -> list[Finding]:
     waiting, oldest = recovery.waiting(ctx.session, ctx.settings, ctx.now)
     limit = timedelta(minutes=ctx.settings.alert_queue_age_minutes)
     if not waiting or oldest is None or ctx.now - oldest <= limit:
@@ -326,8 +314,9 @@ def _queue_age(ctx: Context) -> list[Finding]:
             "queue_age",
             "warning",
             f"the oldest of {_count(waiting, 'waiting job', 'waiting jobs')} has waited "
-            f"{_age(ctx.now - oldest)}",
-            f"more than {_age(limit)} (ECHOPILOT_ALERT_QUEUE_AGE_MINUTES); are workers keeping up?",
+            f"{age_text(ctx.now - oldest)}",
+            f"more than {age_text(limit)} (ECHOPILOT_ALERT_QUEUE_AGE_MINUTES); "
+            "are workers keeping up?",
             since=oldest,
         )
     ]
@@ -407,14 +396,3 @@ def _count(n: int, one: str, many: str) -> str:
 def _usd(micros: int) -> str:
     text = micros_text(abs(micros))
     return ("-$" if micros < 0 else "$") + f"{Decimal(text):.2f}"
-
-
-def _age(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    if seconds < 172_800:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86_400} days"

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from echopilot import audit, ndjson
 from echopilot.alerts.rules import RULES
-from echopilot.clock import as_utc, utcnow
+from echopilot.clock import iso, utcnow
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import AlertSilence
 from echopilot.errors import InputError, NotFoundError
@@ -57,14 +57,13 @@ def active_silences(session: Session, now: datetime) -> list[AlertSilence]:
 
 
 def silence_dict(row: AlertSilence) -> dict[str, Any]:
-    until = as_utc(row.until)
     return {
         "id": row.id,
         "rule": row.rule,
-        "until": until.isoformat() if until else None,
+        "until": iso(row.until),
         "reason": row.reason,
         "created_by": row.created_by,
-        "created_at": row.created_at.isoformat(),
+        "created_at": iso(row.created_at),
     }
 
 

@@ -10,17 +10,12 @@ from sqlalchemy import select
 from echopilot.alerts import channels as channel_mod
 from echopilot.alerts.rules import RULES, severity_rank
 from echopilot.alerts.silences import active_silences, silence_dict
-from echopilot.clock import as_utc, utcnow
+from echopilot.clock import as_utc, iso, utcnow
 from echopilot.db.engine import read_session
 from echopilot.db.models import Alert, AlertEvent
 from echopilot.runtime import Runtime
 
 HISTORY_DAYS = 7
-
-
-def _iso(value: datetime | None) -> str | None:
-    moment = as_utc(value)
-    return moment.isoformat() if moment else None
 
 
 def alert_dict(alert: Alert, now: datetime) -> dict[str, Any]:
@@ -34,13 +29,13 @@ def alert_dict(alert: Alert, now: datetime) -> dict[str, Any]:
         "status": alert.status,
         "title": alert.title,
         "detail": alert.detail,
-        "since": _iso(since),
+        "since": iso(since),
         "age_s": int((end - since).total_seconds()),
-        "first_seen_at": _iso(alert.first_seen_at),
-        "last_seen_at": _iso(alert.last_seen_at),
+        "first_seen_at": iso(alert.first_seen_at),
+        "last_seen_at": iso(alert.last_seen_at),
         "count": alert.count,
-        "last_sent_at": _iso(alert.last_sent_at),
-        "resolved_at": _iso(alert.resolved_at),
+        "last_sent_at": iso(alert.last_sent_at),
+        "resolved_at": iso(alert.resolved_at),
         "channels": alert.channels or {},
         "send_pending": bool(alert.pending),
     }
@@ -78,7 +73,7 @@ def listing(runtime: Runtime, *, limit: int = 20, now: datetime | None = None) -
                 {"name": r.name, "severity": r.severity, "description": r.description}
                 for r in RULES.values()
             ],
-            "last_check_at": _iso(last_check),
+            "last_check_at": iso(last_check),
             "target": "channels" if found.usable else "log",
             "channels": found.names,
             "channel_problems": found.problems,

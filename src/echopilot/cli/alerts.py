@@ -8,30 +8,20 @@ import typer
 from rich.table import Table
 
 from echopilot.cli.common import JsonOption, console, output, runtime
-from echopilot.errors import ConfigError
 
 app = typer.Typer(
     help="Alerts: check the rules, list alerts, silence a rule.", no_args_is_help=True
 )
 
 
-def channel_config_or_fail(rt: Any) -> None:
-    """A person's check refuses a malformed channel setting, naming it (exit 2, nothing
-    written); the scheduler's check reports it and uses the other channels."""
-    from echopilot.alerts.channels import configured
-
-    problems = configured(rt.settings).problems
-    if problems:
-        raise ConfigError(problems[0])
-
-
 @app.command("check")
 def check_command(as_json: bool = JsonOption) -> None:
     """Evaluate every alert rule now and send what fires (or resolves)."""
+    from echopilot.alerts.channels import require_valid
     from echopilot.alerts.engine import check
 
     with runtime() as rt:
-        channel_config_or_fail(rt)
+        require_valid(rt.settings)
         result = check(rt, actor="cli")
     output(result, as_json, _print_check)
 

@@ -329,7 +329,6 @@ class Alert(Base):
     # {"kind", "channels"}: a notice that failed on those channels, tried again next check.
     pending: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
-    resolve_sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class AlertEvent(Base):

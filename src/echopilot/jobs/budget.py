@@ -121,6 +121,9 @@ class Blocks:
         return self.daily or (client_id is not None and client_id in self.clients)
 
 
+NONE = Blocks(daily=False, clients=frozenset())
+
+
 def blocks(session: Connection | Session, settings: Settings, now: datetime) -> Blocks:
     found = [s for s in states(session, settings, now) if s.exhausted]
     return Blocks(

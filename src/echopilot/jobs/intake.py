@@ -29,7 +29,7 @@ from echopilot.runtime import Runtime
 log = logging.getLogger(__name__)
 
 SOURCES = ("api", "cli", "notion", "demo")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SEPARATORS = re.compile(r"[\s_-]+")
 MAX_NAME = 200
 MAX_REASON = 500
@@ -91,7 +91,7 @@ def validate(request: JobRequest, *, max_input_chars: int) -> None:
         raise InputError("priority", f"must be between {low} and {high}")
     if request.client_email is not None:
         check_text("client", request.client_email, max_chars=320)
-        if not _EMAIL.match(request.client_email):
+        if not EMAIL.match(request.client_email):
             raise InputError("client", f"{request.client_email!r} is not an email address")
     if request.external_id is not None:
         check_text("external_id", request.external_id, max_chars=200)

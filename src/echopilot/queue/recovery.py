@@ -66,7 +66,6 @@ def runnable_filter(now: datetime) -> ColumnElement[bool]:
 def waiting(session: Session, settings: Any, now: datetime) -> tuple[int, datetime | None]:
     """(runnable jobs a worker could start now, when the oldest of them was queued). A job
     held by a spending limit counts once the limit no longer holds it."""
-    blocked = budget.blocks(session, settings, now)
     rows = session.execute(
         select(
             Job.client_id,
@@ -82,6 +81,7 @@ def waiting(session: Session, settings: Any, now: datetime) -> tuple[int, dateti
         )
     ).one()
     count, oldest = int(free[0] or 0), as_utc(free[1])
+    blocked = budget.blocks(session, settings, now) if rows else budget.NONE
     for client_id, held, held_since in rows:
         if not blocked.holds(client_id):
             count += int(held)
@@ -89,6 +89,15 @@ def waiting(session: Session, settings: Any, now: datetime) -> tuple[int, dateti
             if since is not None and (oldest is None or since < oldest):
                 oldest = since
     return count, oldest
+
+
+def live_workers(session: Session, now: datetime, fresh: timedelta) -> int:
+    """Workers whose heartbeat is newer than `fresh`."""
+    silent_since = now - fresh
+    beating = select(func.count(WorkerHeartbeat.worker)).where(
+        WorkerHeartbeat.heartbeat_at >= silent_since
+    )
+    return session.scalar(beating) or 0
 
 
 def sweep(
@@ -287,7 +296,8 @@ def _orphans(runtime: Runtime, now: datetime, min_age: timedelta) -> list[tuple[
         ).all()
         # A job held by a spending limit that still holds it waits without a message; once
         # the day turns or the limit is raised it is handed out again.
-        blocked = budget.blocks(session, runtime.settings, now)
+        held = any(row[2] for row in rows)
+        blocked = budget.blocks(session, runtime.settings, now) if held else budget.NONE
     return [
         (job_id, priority)
         for job_id, priority, held, client_id in rows

@@ -24,13 +24,12 @@ from typing import Any
 from sqlalchemy import select
 
 from echopilot import audit, ndjson
-from echopilot.alerts.rules import live_workers
-from echopilot.clock import as_utc, utcnow
+from echopilot.clock import as_utc, iso, utcnow
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Client, Job, ScheduleRun
 from echopilot.jobs.status import Status, change, lock_job
 from echopilot.money import cents_text
-from echopilot.queue.recovery import sweep, waiting
+from echopilot.queue.recovery import live_workers, sweep, waiting
 from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -270,7 +269,7 @@ def _look_around(runtime: Runtime, now: datetime, result: HealResult) -> None:
                 "name": name,
                 "qa_score": qa,
                 "price_usd": None if price is None else cents_text(price),
-                "finished_at": _iso(finished),
+                "finished_at": iso(finished),
                 "payment_link": link,
                 "client": email,
             }
@@ -288,7 +287,7 @@ def _look_around(runtime: Runtime, now: datetime, result: HealResult) -> None:
                 "name": name,
                 "qa_score": qa,
                 "qa_threshold": threshold,
-                "waiting_since": _iso(since),
+                "waiting_since": iso(since),
             }
             for job_id, name, qa, threshold, since in review
         ]
@@ -299,14 +298,9 @@ def _look_around(runtime: Runtime, now: datetime, result: HealResult) -> None:
             .limit(LISTED)
         ).all()
         result.dead_recent = [
-            {"id": i, "name": n, "task_type": t, "error": (e or "")[:200], "at": _iso(f)}
+            {"id": i, "name": n, "task_type": t, "error": (e or "")[:200], "at": iso(f)}
             for i, n, t, e, f in dead
         ]
-
-
-def _iso(value: datetime | None) -> str | None:
-    moment = as_utc(value)
-    return moment.isoformat() if moment else None
 
 
 def _write_notes(result: HealResult) -> None:

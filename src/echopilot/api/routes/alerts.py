@@ -14,7 +14,6 @@ from echopilot.api.deps import RuntimeDep
 from echopilot.api.envelope import Envelope
 from echopilot.api.pool import answer
 from echopilot.api.schemas import AlertCheckOut, AlertsOut, SilenceOut
-from echopilot.errors import ConfigError
 from echopilot.runtime import Runtime
 
 router = APIRouter(tags=["alerts"])
@@ -43,9 +42,7 @@ async def alerts_trigger(runtime: RuntimeDep, request: Request) -> Response:
 
 
 def _check(runtime: Runtime) -> dict[str, Any]:
-    problems = channels.configured(runtime.settings).problems
-    if problems:
-        raise ConfigError(problems[0])
+    channels.require_valid(runtime.settings)
     return check(runtime, actor=ACTOR)
 
 

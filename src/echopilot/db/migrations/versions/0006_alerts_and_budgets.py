@@ -36,7 +36,6 @@ def upgrade() -> None:
         sa.Column("channels", sa.JSON(), nullable=False),
         sa.Column("pending", sa.JSON(), nullable=True),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("resolve_sent_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_alerts_status", "alerts", ["status"])
     op.create_index("ix_alerts_resolved_at", "alerts", ["resolved_at"])
