@@ -23,11 +23,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
 
+import anyio
 import httpx
 import pytest
 from bench.loadgen import LoadResult, closed_loop, open_loop
+from prometheus_client import CollectorRegistry
 
+from echopilot.api import pool
 from echopilot.config import Settings
 from tests.api_support import TEST_KEY, Child, running
 from tests.conftest import run_cli, wait_for
@@ -284,3 +289,43 @@ def test_a_refusal_is_correct_http_for_every_kind_of_request(
     assert head_only.partition(b"\r\n\r\n")[2] == b"", "no body for HEAD"
     assert b"connection: close" in old.lower()
     assert closed == b"", "an HTTP/1.0 connection is closed after the refusal"
+
+
+def _wait_for_thread(held_by_others: int) -> str:
+    """What a request gets when its thread starts 0.7 s late (QUEUE_WAIT_SECONDS is 0.5):
+    the one thread is held from outside while `held_by_others` requests are counted as
+    waiting for or holding it."""
+
+    async def check() -> str:
+        admission = pool.Admission(CollectorRegistry(), threads=1)
+        admission.in_flight = held_by_others
+        limiter = anyio.CapacityLimiter(1)
+        request: Any = SimpleNamespace(
+            app=SimpleNamespace(state=SimpleNamespace(admission=admission, pool_threads=limiter))
+        )
+        outcome = "not run"
+
+        async def ask() -> None:
+            nonlocal outcome
+            try:
+                outcome = await pool.in_pool(request, lambda: "answered")
+            except pool.Overloaded as refused:
+                outcome = f"refused: {refused.reason}"
+
+        async with anyio.create_task_group() as group:
+            await limiter.acquire()  # a paused machine, or another request, holds the thread
+            group.start_soon(ask)
+            await anyio.sleep(0.7)
+            limiter.release()
+        return outcome
+
+    return anyio.run(check)
+
+
+def test_a_lone_request_is_never_refused_for_a_late_thread() -> None:
+    # Nothing else was in progress, so the wait was the machine's, not an overload.
+    assert _wait_for_thread(held_by_others=0) == "answered"
+
+
+def test_a_request_queued_behind_busy_threads_is_refused_when_late() -> None:
+    assert _wait_for_thread(held_by_others=1) == "refused: waited too long for a thread"

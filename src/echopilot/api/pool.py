@@ -12,9 +12,11 @@ Above capacity the API sheds load early and visibly rather than queueing into ti
 When every thread is busy and requests now wait over half of QUEUE_WAIT_SECONDS for one
 (or ADMITTED_PER_THREAD requests a thread already wait), a new request is answered 503
 with `Retry-After` before anything else is done: first thing in the middleware, and again
-on the way to the pool. A request that still waited longer than QUEUE_WAIT_SECONDS is
-answered 503 rather than run late. Both are counted in /metrics as
-`echopilot_api_shed_total`.
+on the way to the pool. A request that queued behind busy threads and still waited longer
+than QUEUE_WAIT_SECONDS is answered 503 rather than run late; one that found a thread free
+runs however long the machine took to start it (a pause of the whole process, a swap, a
+starved CPU is no overload, and refusing a lone request would only make it retry). Both
+refusals are counted in /metrics as `echopilot_api_shed_total`.
 """
 
 from __future__ import annotations
@@ -118,12 +120,14 @@ async def in_pool(request: Request, work: Callable[[], T], *, shed: bool = True)
         admission.refuse("busy")
         raise Overloaded("too many requests in progress")
     queued = time.monotonic()
+    behind_others = admission.in_flight >= admission.threads
 
     def run() -> T:
         waited = time.monotonic() - queued
-        admission.last_wait = waited
-        if waited > QUEUE_WAIT_SECONDS:
-            raise Overloaded("waited too long for a thread")
+        if behind_others:
+            admission.last_wait = waited
+            if waited > QUEUE_WAIT_SECONDS:
+                raise Overloaded("waited too long for a thread")
         return work()
 
     admission.in_flight += 1
