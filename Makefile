@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
 .PHONY: run test lint format bench demo worker clean help start-automations \
-	stop-automations status-automations retention run-selfheal check-alerts
+	stop-automations status-automations retention run-selfheal check-alerts optimize daily-report finance
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/make \1\t\2/' | expand -t 28
@@ -44,6 +44,7 @@ bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/ops.py
+	$(BIN)/python bench/finance.py
 
 demo: $(STAMP) ## load 30 days of demo history (remove: echopilot demo reset)
 	$(EP) demo seed
@@ -68,6 +69,15 @@ run-selfheal: $(STAMP) ## re-queue stuck and failed jobs, end hopeless ones, lis
 
 check-alerts: $(STAMP) ## evaluate the alert rules now and send what fires
 	$(EP) alerts check
+
+optimize: $(STAMP) ## propose task types' prices from QA and margin (changes nothing)
+	$(EP) optimize --dry-run
+
+daily-report: $(STAMP) ## write yesterday's daily report (JSON, HTML, CSV) and send its summary
+	$(EP) report daily
+
+finance: $(STAMP) ## revenue, cost, profit, margin and ROI over 7 and 30 days, with breakdowns
+	$(EP) finance
 
 clean: ## remove .venv and the tool caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

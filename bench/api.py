@@ -50,8 +50,7 @@ from pathlib import Path
 
 import httpx
 
-from common import machine
-from echopilot.metrics import percentile
+from common import machine, percentile
 from loadgen import LoadResult, closed_loop, open_loop
 
 DAYS = 30

@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from echopilot.alerts import engine
         from echopilot.config import load_settings
         from echopilot.db.engine import read_session
-        from echopilot.metrics import summary
+        from echopilot.finance.metrics import summary
         from echopilot.queue.recovery import sweep
         from echopilot.runtime import Runtime
         from echopilot.selfheal import heal
@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def metrics_summary() -> None:
             with read_session(runtime.sessions) as session:
-                summary(session)
+                summary(session.connection())
 
         measure("metrics summary, uncached", metrics_summary)
         runtime.close()

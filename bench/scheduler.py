@@ -46,11 +46,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from common import machine
+from common import machine, percentile
 from echopilot.config import load_settings
 from echopilot.db.engine import read_session
 from echopilot.db.models import ScheduleRun
-from echopilot.metrics import percentile
 from echopilot.runtime import Runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -340,6 +340,8 @@ def test_money_and_quality_rules(offline: Runtime) -> None:
             job = session.get(Job, job_id)
             assert job is not None
             job.status, job.finished_at, job.qa_score, job.price_cents = "done", T0, 70.0, 100
+            # Billed, with its attempt's cost (as the pipeline keeps them).
+            job.payment_status, job.cost_micros = "unpaid", 1_500_000
             session.add(
                 JobAttempt(
                     job_id=job_id,

@@ -179,34 +179,44 @@ def test_metrics_summary_and_daily_agree_with_sql_over_the_demo_history(
     finally:
         rt.close()
 
+    # The finance rules, in plain SQL: a job counts in the window it finished in; revenue
+    # is the price of billed done jobs; cost is every attempt's, held on the job.
     since = _stamp(now - timedelta(days=7))
+    billed = "status = 'done' AND payment_status <> 'na' AND price_cents IS NOT NULL"
     [(revenue_cents, done_7d)] = _sql(
         demo_home,
-        "SELECT COALESCE(SUM(price_cents), 0), COUNT(*) FROM jobs "
-        "WHERE status = 'done' AND finished_at >= ?",
+        f"SELECT COALESCE(SUM(price_cents), 0), COUNT(*) FROM jobs WHERE {billed} "
+        "AND finished_at >= ?",
         since,
     )
-    [(jobs_7d,)] = _sql(demo_home, "SELECT COUNT(*) FROM jobs WHERE created_at >= ?", since)
-    [(cost_micros,)] = _sql(
+    [(jobs_7d, cost_micros)] = _sql(
         demo_home,
-        "SELECT COALESCE(SUM(cost_micros), 0) FROM job_attempts WHERE started_at >= ?",
+        "SELECT COUNT(*), COALESCE(SUM(cost_micros), 0) FROM jobs WHERE finished_at >= ?",
+        since,
+    )
+    [(submitted_7d,)] = _sql(demo_home, "SELECT COUNT(*) FROM jobs WHERE created_at >= ?", since)
+    [(attempt_micros,)] = _sql(
+        demo_home,
+        "SELECT COALESCE(SUM(a.cost_micros), 0) FROM job_attempts a JOIN jobs j "
+        "ON j.id = a.job_id WHERE j.finished_at >= ?",
         since,
     )
     [(avg_qa,)] = _sql(
         demo_home,
-        "SELECT AVG(qa_score) FROM jobs WHERE finished_at >= ? "
-        "AND status IN ('done', 'needs_review', 'dead')",
+        "SELECT AVG(qa_score) FROM jobs WHERE finished_at >= ? AND qa_score IS NOT NULL",
         since,
     )
     by_status = dict(_sql(demo_home, "SELECT status, COUNT(*) FROM jobs GROUP BY status"))
 
     assert done_7d > 0 and revenue_cents > 0, "the demo history has recent revenue"
     assert Decimal(summary["revenue_7d"]) == Decimal(revenue_cents) / 100
+    assert cost_micros == attempt_micros, "a job's cost is all of its attempts'"
     assert Decimal(summary["cost_7d"]) == Decimal(cost_micros) / 1_000_000
     assert Decimal(summary["profit_7d"]) == Decimal(summary["revenue_7d"]) - Decimal(
         summary["cost_7d"]
     )
     assert summary["jobs_7d"] == jobs_7d
+    assert summary["submitted_7d"] == submitted_7d
     assert summary["avg_qa_7d"] == round(avg_qa, 1)
     assert {k: v for k, v in summary["jobs_by_status"].items() if v} == by_status
 
@@ -219,22 +229,22 @@ def test_metrics_summary_and_daily_agree_with_sql_over_the_demo_history(
     revenue_by_day = dict(
         _sql(
             demo_home,
-            "SELECT date(finished_at), SUM(price_cents) FROM jobs "
-            "WHERE status = 'done' AND finished_at >= ? GROUP BY date(finished_at)",
+            f"SELECT date(finished_at), SUM(price_cents) FROM jobs WHERE {billed} "
+            "AND finished_at >= ? GROUP BY date(finished_at)",
             first,
         )
     )
-    created_by_day: dict[str, int] = {}
-    for day, count in _sql(
-        demo_home,
-        "SELECT date(created_at), COUNT(*) FROM jobs WHERE created_at >= ? "
-        "GROUP BY date(created_at)",
-        first,
-    ):
-        created_by_day[day] = count
+    finished_by_day = dict(
+        _sql(
+            demo_home,
+            "SELECT date(finished_at), COUNT(*) FROM jobs WHERE finished_at >= ? "
+            "GROUP BY date(finished_at)",
+            first,
+        )
+    )
     for row in days:
         assert Decimal(row["revenue"]) == Decimal(revenue_by_day.get(row["day"], 0)) / 100, row
-        assert sum(row["jobs"].values()) == created_by_day.get(row["day"], 0), row
+        assert sum(row["jobs"].values()) == finished_by_day.get(row["day"], 0), row
     assert (
         sum(Decimal(row["revenue"]) for row in days) == Decimal(sum(revenue_by_day.values())) / 100
     )

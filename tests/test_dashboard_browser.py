@@ -85,9 +85,8 @@ def test_it_asks_for_the_key_then_shows_kpis_and_health(
     expect(page.locator("#panel-automations")).to_contain_text("no scheduler is running")
     expect(page.locator("#panel-brief")).to_contain_text("CEO brief")
     expect(page.locator("#panel-brief")).to_contain_text("Not available yet: arrives with the")
-    expect(page.locator('#panel-operations [data-op="optimizer"]')).to_contain_text(
-        "Not available yet: arrives with the optimiser release"
-    )
+    expect(page.locator('#panel-operations [data-op="optimizer"]')).to_contain_text("Preview")
+    expect(page.locator("#panel-optimizer")).to_contain_text("Dry run now")
     expect(page.locator('#panel-operations [data-op="self_heal"]')).to_contain_text("Dry run")
 
     # The key lasts for the tab: a reload does not ask again; signing out forgets it.
@@ -434,9 +433,7 @@ def test_the_panels_of_later_features_render_their_endpoints_once_enabled(
     ops = page.locator("#panel-operations")
     ops.locator('[data-op="self_heal"]').get_by_role("button", name="Dry run").click()
     expect(ops.locator(".op-output")).to_contain_text("retried count: 2")
-    expect(ops.locator('[data-op="optimizer"]')).to_contain_text(
-        "arrives with the optimiser release"
-    )
+    expect(ops.locator('[data-op="optimizer"]').get_by_role("button", name="Apply")).to_be_visible()
 
     expect(page.locator("#panel-brief")).to_contain_text("2 anomalies detected")
     expect(page.locator("#panel-brief")).to_contain_text("Review dead jobs (ops · high)")

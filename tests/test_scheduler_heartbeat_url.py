@@ -60,6 +60,8 @@ def test_it_pings_every_minute_and_reports_a_failed_run(
             "retention": "off",
             "self_heal": "off",
             "alert_check": "off",
+            "optimizer": "off",
+            "daily_report": "off",
             "boom": "every 1m",
         },
         heartbeat_url=monitor.url,

@@ -26,7 +26,14 @@ from tests.conftest import env_for, wait_for
 
 pytestmark = pytest.mark.slow
 PROBES = "tests.fakes.probe_tasks"
-QUIET = {"recovery_sweep": "off", "retention": "off", "self_heal": "off", "alert_check": "off"}
+QUIET = {
+    "recovery_sweep": "off",
+    "retention": "off",
+    "self_heal": "off",
+    "alert_check": "off",
+    "optimizer": "off",
+    "daily_report": "off",
+}
 
 
 def scheduler_env(rt: Runtime, **schedules: str) -> dict[str, str]:

@@ -78,6 +78,8 @@ def world(make_runtime: Callable[..., Runtime]) -> Iterator[Callable[..., World]
                 "retention": "off",
                 "self_heal": "off",
                 "alert_check": "off",
+                "optimizer": "off",
+                "daily_report": "off",
                 **plain,
             },
             catchup=catchup,

@@ -10,16 +10,25 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from echopilot.errors import ConfigError
+from echopilot.money import usd_to_micros
 
 ProviderName = Literal["auto", "openai", "offline"]
 DEFAULT_RETENTION_PATTERNS = (
@@ -32,6 +41,9 @@ DEFAULT_RETENTION_PATTERNS = (
     "ingest/*.json",
     "analysis/*.json",
 )
+
+# SCHED_*_UTC times: 9:00 or 09:00.
+_TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 # The secret settings: shown masked by `config show`, never logged.
 SECRET_FIELDS = frozenset(
@@ -395,6 +407,12 @@ class Settings(BaseSettings):
         description="Hours between scheduled self-heals (it also runs at scheduler start); "
         "ECHOPILOT_SCHEDULE_SELF_HEAL, when set, wins.",
     )
+    sched_report_utc: str = Field(
+        default="09:00",
+        validation_alias=_env("SCHED_REPORT_UTC"),
+        description="UTC time (HH:MM) the daily report of the previous UTC day is made; "
+        "ECHOPILOT_SCHEDULE_DAILY_REPORT, when set, wins.",
+    )
     daily_budget_usd: Decimal | None = Field(
         default=None,
         gt=0,
@@ -553,6 +571,109 @@ class Settings(BaseSettings):
         validation_alias=_env("ECHOPILOT_ALERT_BUDGET_WARN"),
         description="Share of a spending limit at which the budget alert warns.",
     )
+    # The price optimiser (docs/operations.md, "Price optimiser"). Pairs that must agree
+    # (minimum sample and sample, QA floor and high mark, modest and largest step) are
+    # checked on the second of each, declared after the first.
+    optimizer_sample: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        validation_alias=_env("ECHOPILOT_OPTIMIZER_SAMPLE"),
+        description="The price optimiser judges each task type on its last this many billed, "
+        "finished jobs.",
+    )
+    optimizer_min_sample: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        validation_alias=_env("ECHOPILOT_OPTIMIZER_MIN_SAMPLE"),
+        description="Fewest such jobs the optimiser decides on; with fewer it holds the price "
+        "(at most ECHOPILOT_OPTIMIZER_SAMPLE).",
+    )
+    optimizer_target_margin_pct: Decimal = Field(
+        default=Decimal(40),
+        ge=0,
+        le=95,
+        validation_alias=_env("ECHOPILOT_OPTIMIZER_TARGET_MARGIN_PCT"),
+        description="Margin (price less model cost, as a share of price) the optimiser aims "
+        "for; below it, it proposes a rise.",
+    )
+    optimizer_qa_floor: float = Field(
+        default=80.0,
+        ge=0,
+        le=100,
+        validation_alias=_env("ECHOPILOT_OPTIMIZER_QA_FLOOR"),
+        description="Average QA below which the optimiser holds the price and raises the "
+        "optimizer_quality alert instead of raising it.",
+    )
+    optimizer_qa_high: float = Field(
+        default=95.0,
+        ge=0,
+        le=100,
+        validation_alias=_env("ECHOPILOT_OPTIMIZER_QA_HIGH"),
+        description="Average QA at or above which, with the margin on target, the optimiser "
+        "proposes a modest rise (at least ECHOPILOT_OPTIMIZER_QA_FLOOR).",
+    )
+    optimizer_max_step_pct: Decimal = Field(
+        default=Decimal(5),
+        gt=0,
+        le=5,
+        validation_alias=_env("ECHOPILOT_OPTIMIZER_MAX_STEP_PCT"),
+        description="Largest change the optimiser makes to a rate in one run, in percent "
+        "(at most 5).",
+    )
+    optimizer_modest_step_pct: Decimal = Field(
+        default=Decimal(2),
+        gt=0,
+        le=5,
+        validation_alias=_env("ECHOPILOT_OPTIMIZER_MODEST_STEP_PCT"),
+        description="The modest rise for high QA with a healthy margin, in percent (at most "
+        "ECHOPILOT_OPTIMIZER_MAX_STEP_PCT).",
+    )
+    optimizer_bounds: str = Field(
+        default="",
+        max_length=2000,
+        validation_alias=_env("ECHOPILOT_OPTIMIZER_BOUNDS"),
+        description="Per task type, the lowest and highest rate the optimiser may set, in USD "
+        "of the rule's unit: research=20:40,data_transform=0.40:0.80 (either side may be "
+        "left empty); a type not named gets 50 % to 200 % of its first recorded rate.",
+    )
+    optimizer_auto_apply: bool = Field(
+        default=False,
+        validation_alias=_env("ECHOPILOT_OPTIMIZER_AUTO_APPLY"),
+        description="Whether the weekly optimizer task applies its proposal; off, it only "
+        "proposes (dashboard, scheduler status) and a person applies it.",
+    )
+
+    @field_validator("optimizer_min_sample")
+    @classmethod
+    def _check_min_sample(cls, value: int, info: ValidationInfo) -> int:
+        sample = info.data.get("optimizer_sample")
+        if sample is not None and value > sample:
+            raise ValueError(f"must be at most ECHOPILOT_OPTIMIZER_SAMPLE ({sample})")
+        return value
+
+    @field_validator("optimizer_qa_high")
+    @classmethod
+    def _check_qa_high(cls, value: float, info: ValidationInfo) -> float:
+        floor = info.data.get("optimizer_qa_floor")
+        if floor is not None and value < floor:
+            raise ValueError(f"must be at least ECHOPILOT_OPTIMIZER_QA_FLOOR ({floor})")
+        return value
+
+    @field_validator("optimizer_modest_step_pct")
+    @classmethod
+    def _check_modest_step(cls, value: Decimal, info: ValidationInfo) -> Decimal:
+        largest = info.data.get("optimizer_max_step_pct")
+        if largest is not None and value > largest:
+            raise ValueError(f"must be at most ECHOPILOT_OPTIMIZER_MAX_STEP_PCT ({largest})")
+        return value
+
+    @field_validator("optimizer_bounds")
+    @classmethod
+    def _check_optimizer_bounds(cls, value: str) -> str:
+        parse_optimizer_bounds(value)
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -634,6 +755,14 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value or None
 
+    @field_validator("sched_report_utc")
+    @classmethod
+    def _check_report_time(cls, value: str) -> str:
+        match = _TIME_OF_DAY.match(value.strip())
+        if match is None:
+            raise ValueError("must be a UTC time of day HH:MM from 00:00 to 23:59, e.g. 09:00")
+        return f"{int(match.group(1)):02d}:{match.group(2)}"
+
     @field_validator("retention_patterns")
     @classmethod
     def _check_patterns(cls, value: str) -> str:
@@ -687,6 +816,44 @@ class Settings(BaseSettings):
     @cached_property
     def price_overrides(self) -> dict[str, tuple[Decimal, Decimal]]:
         return parse_model_prices(self.model_prices) if self.model_prices else {}
+
+    @cached_property
+    def optimizer_bound_map(self) -> dict[str, tuple[int | None, int | None]]:
+        return parse_optimizer_bounds(self.optimizer_bounds)
+
+
+def parse_optimizer_bounds(raw: str) -> dict[str, tuple[int | None, int | None]]:
+    """Parse ECHOPILOT_OPTIMIZER_BOUNDS (`type=floor:ceiling,...`, USD) into {type: (floor,
+    ceiling)} in micro-USD, None for a side left empty; a floor above its ceiling is refused."""
+    bounds: dict[str, tuple[int | None, int | None]] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, equals, pair = item.partition("=")
+        low, colon, high = pair.partition(":")
+        # Task types are named as intake names them: any case, '-' or ' ' for '_'.
+        task_type = re.sub(r"[\s-]+", "_", name.strip().lower())
+        if not equals or not colon or not task_type:
+            raise ValueError(f"{item!r} is not type=floor:ceiling (e.g. research=20:40)")
+        floor, ceiling = _bound_micros(task_type, low), _bound_micros(task_type, high)
+        if floor is not None and ceiling is not None and floor > ceiling:
+            raise ValueError(
+                f"{task_type}: the floor {low.strip()} is above the ceiling {high.strip()}"
+            )
+        bounds[task_type] = (floor, ceiling)
+    return bounds
+
+
+def _bound_micros(task_type: str, text: str) -> int | None:
+    if not text.strip():
+        return None
+    try:
+        amount = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(f"{task_type}: {text.strip()!r} is not an amount in USD") from None
+    if not amount.is_finite() or amount < 0 or amount > 1_000_000:
+        raise ValueError(f"{task_type}: {text.strip()!r} must be between 0 and 1000000 USD")
+    return usd_to_micros(amount)
 
 
 def parse_model_prices(raw: str) -> dict[str, tuple[Decimal, Decimal]]:

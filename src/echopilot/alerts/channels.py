@@ -162,7 +162,10 @@ def send(channel: Channel, title: str, body: str, secrets: tuple[str, ...] = ())
         return "not a valid Apprise URL"
     with apprise.LogCapture(level=apprise.logging.WARNING) as captured:  # type: ignore[no-untyped-call]
         try:
-            delivered = bool(notifier.notify(body=body, title=title))
+            # Plain text in: an HTML channel (email) then keeps the body's line breaks.
+            delivered = bool(
+                notifier.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT)
+            )
         except Exception as exc:  # a plugin bug must not stop the other channels
             delivered = False
             log.warning("alert channel %s raised %s", channel.name, type(exc).__name__)

@@ -27,6 +27,9 @@ from echopilot.db.models import (
     SchedulerState,
     ScheduleRun,
 )
+from echopilot.finance import optimizer_data, totals
+from echopilot.finance.optimizer_policy import Policy, is_quality_hold
+from echopilot.finance.totals import Totals
 from echopilot.jobs import budget
 from echopilot.jobs.status import Status
 from echopilot.money import micros_text
@@ -109,32 +112,16 @@ def _retries(ctx: Context) -> list[Finding]:
     ]
 
 
-def _window_money(ctx: Context, days: int) -> tuple[int, int]:
-    """(revenue in micro-USD of jobs done, model cost in micro-USD of every attempt) over
-    the last `days` days."""
-    since = ctx.now - timedelta(days=days)
-    revenue_cents = (
-        ctx.session.scalar(
-            select(func.coalesce(func.sum(Job.price_cents), 0)).where(
-                Job.finished_at >= since, Job.status == Status.DONE
-            )
-        )
-        or 0
-    )
-    cost = (
-        ctx.session.scalar(
-            select(func.coalesce(func.sum(JobAttempt.cost_micros), 0)).where(
-                JobAttempt.started_at >= since
-            )
-        )
-        or 0
-    )
-    return int(revenue_cents) * 10_000, int(cost)
+def _week(ctx: Context) -> Totals:
+    """The finance totals of the last 7 days (the same figures as `echopilot finance`)."""
+    by_dim = totals.window(ctx.session.connection(), ctx.now - timedelta(days=7), ctx.now)
+    return by_dim["all"].get("", totals.empty())
 
 
 @rule("profit_7d", "high", "Profit over the last 7 days below ECHOPILOT_ALERT_PROFIT_7D_MIN_USD.")
 def _profit(ctx: Context) -> list[Finding]:
-    revenue, cost = _window_money(ctx, 7)
+    week = _week(ctx)
+    revenue, cost = week["billed_cents"] * 10_000, week["cost_micros"]
     if revenue == 0 and cost == 0:
         return []  # no activity: nothing to judge
     profit = revenue - cost
@@ -154,12 +141,9 @@ def _profit(ctx: Context) -> list[Finding]:
 
 @rule("qa_7d", "warning", "Average QA score over 7 days below ECHOPILOT_ALERT_QA_7D_MIN.")
 def _qa(ctx: Context) -> list[Finding]:
-    since = ctx.now - timedelta(days=7)
-    average, count = ctx.session.execute(
-        select(func.avg(Job.qa_score), func.count(Job.qa_score)).where(
-            Job.finished_at >= since, Job.qa_score.is_not(None)
-        )
-    ).one()
+    week = _week(ctx)
+    count = week["qa_jobs"]
+    average = week["qa_tenths"] / count / 10 if count else 0.0
     minimum = ctx.settings.alert_qa_7d_min
     if not count or count < ctx.settings.alert_min_sample or average >= minimum:
         return []
@@ -384,6 +368,35 @@ def _budget(ctx: Context) -> list[Finding]:
                 f"{state.label}: {used:.0%} used" + ("; new model calls wait" if stopped else ""),
                 f"spent {_usd(state.spent_micros)} of {_usd(state.limit_micros)} "
                 f"({state.setting}); resumes {state.resets_at:%Y-%m-%d %H:%M} UTC or when raised",
+            )
+        )
+    return found
+
+
+# The price optimiser's quality hold, judged as the optimiser judges it, so the alert opens
+# when a type's QA falls below the floor and resolves when it recovers, whenever it runs.
+@rule(
+    "optimizer_quality",
+    "warning",
+    "A task type's average QA over the price optimiser's sample is below "
+    "ECHOPILOT_OPTIMIZER_QA_FLOOR (its price is held).",
+)
+def _optimizer_quality(ctx: Context) -> list[Finding]:
+    policy = Policy.from_settings(ctx.settings)
+    found = []
+    for price_rule in optimizer_data.rules(ctx.session):
+        sample = optimizer_data.sample(ctx.session, price_rule.task_type, policy.sample)
+        if not is_quality_hold(policy, sample):
+            continue
+        found.append(
+            Finding(
+                f"optimizer_quality:{price_rule.task_type}",
+                "warning",
+                f"task type {price_rule.task_type!r}: average QA {sample.avg_qa or 0:.1f} over "
+                f"its last {_count(sample.jobs, 'billed job', 'billed jobs')}",
+                f"below {policy.qa_floor:g} (ECHOPILOT_OPTIMIZER_QA_FLOOR): the price optimiser "
+                "holds its price rather than raise it; review its recent answers and its "
+                "instructions",
             )
         )
     return found

@@ -32,9 +32,12 @@ from echopilot.api.routes import (
     automations,
     dashboard,
     docs,
+    finance,
     jobs,
     metrics,
+    optimizer,
     prometheus,
+    reports,
     retention,
     selfheal,
     system,
@@ -55,6 +58,9 @@ API_ROUTERS: list[APIRouter] = [
     activity.router,
     alerts.router,
     selfheal.router,
+    optimizer.router,
+    finance.router,
+    reports.router,
 ]
 HTTP_CODES = {
     400: "bad_request",

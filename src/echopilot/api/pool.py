@@ -9,14 +9,15 @@ takes turns on it with the event loop that answers and refuses requests) never o
 the pooled connections and can never all wait on the pool.
 
 Above capacity the API sheds load early and visibly rather than queueing into timeouts.
-When every thread is busy and requests now wait over half of QUEUE_WAIT_SECONDS for one
-(or ADMITTED_PER_THREAD requests a thread already wait), a new request is answered 503
-with `Retry-After` before anything else is done: first thing in the middleware, and again
-on the way to the pool. A request that queued behind busy threads and still waited longer
-than QUEUE_WAIT_SECONDS is answered 503 rather than run late; one that found a thread free
-runs however long the machine took to start it (a pause of the whole process, a swap, a
-starved CPU is no overload, and refusing a lone request would only make it retry). Both
-refusals are counted in /metrics as `echopilot_api_shed_total`.
+When every thread is busy, more than a BURST of requests wait, and they now wait over half
+of QUEUE_WAIT_SECONDS for a thread (or ADMITTED_PER_THREAD requests a thread already
+wait), a new request is answered 503 with `Retry-After` before anything else is done:
+first thing in the middleware, and again on the way to the pool. A request that queued
+behind such a queue and still waited longer than QUEUE_WAIT_SECONDS is answered 503 rather
+than run late; one that found a thread free or a short queue runs however long the machine
+took to start it (a dashboard's burst, a paused process, a starved CPU is no overload, and
+refusing it would only make it retry). Both refusals are counted in /metrics as
+`echopilot_api_shed_total`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from prometheus_client import CollectorRegistry, Counter
 # Requests waiting for or holding a thread, per thread, beyond which a new one is refused
 # at once whatever the waits: a bound on what a flood can pile up in memory.
 ADMITTED_PER_THREAD = 64
+# Requests beyond the threads that are never refused, however long they wait: one
+# dashboard load sends a dozen at once, and on a cold or slow machine they may queue a
+# while; that is a burst to serve, not an overload (which piles up far more, and fast).
+BURST = 16
 QUEUE_WAIT_SECONDS = 0.5
 RETRY_AFTER_SECONDS = 1
 # Paths refused when over capacity. /health and /metrics never are: a load balancer and
@@ -78,8 +83,8 @@ class Admission:
     def full(self) -> bool:
         """Whether a new request would only wait too long: every thread is busy and the
         queue is long, by count or by how long requests now wait before a thread."""
-        if self.in_flight < self.threads:
-            return False  # a thread is free (and a wait remembered from a burst is past)
+        if self.in_flight < self.threads + BURST:
+            return False  # a thread is free, or a burst: served (a remembered wait is past)
         return self.in_flight >= self.limit or self.last_wait > QUEUE_WAIT_SECONDS / 2
 
     def refuse(self, reason: str) -> None:
@@ -120,7 +125,7 @@ async def in_pool(request: Request, work: Callable[[], T], *, shed: bool = True)
         admission.refuse("busy")
         raise Overloaded("too many requests in progress")
     queued = time.monotonic()
-    behind_others = admission.in_flight >= admission.threads
+    behind_others = admission.in_flight >= admission.threads + BURST
 
     def run() -> T:
         waited = time.monotonic() - queued

@@ -91,30 +91,100 @@ class JobPage(BaseModel):
     next_cursor: int | None = Field(description="Pass as `cursor` for the next page")
 
 
+MONEY_RULE = (
+    "Money is exact: prices are summed in integer cents and shown with 2 decimals, model "
+    "costs in integer micro-dollars shown with 6; profit = revenue - cost to the "
+    "micro-dollar. Margin % (profit / revenue) is rounded to 0.1 and ROI (profit / cost) to "
+    "0.01, halves to even; null when the divisor is 0."
+)
+
+
 class MetricsSummary(BaseModel):
+    """The KPI cards: jobs that finished in the last 7 days (UTC, to the second)."""
+
+    model_config = {"json_schema_extra": {"description": MONEY_RULE}}
+
     window_days: int
-    jobs_7d: int
-    revenue_7d: str
-    cost_7d: str
+    jobs_7d: int = Field(description="Jobs that finished in the window, however they ended")
+    submitted_7d: int = Field(description="Jobs submitted in the window")
+    revenue_7d: str = Field(description="Price of the billable jobs done in the window, USD")
+    cost_7d: str = Field(description="Model cost of every attempt of those jobs, USD")
     profit_7d: str
     margin_7d_pct: str | None
+    roi_7d: str | None
     avg_qa_7d: float | None
-    finished_7d: int
-    failure_rate_7d_pct: float | None
+    finished_7d: int = Field(description="Jobs done, needing review or dead in the window")
+    failure_rate_7d_pct: float | None = Field(description="Dead jobs among finished_7d")
+    p50_latency_ms_7d: int | None
     p95_latency_ms_7d: int | None
+    unpriced_jobs_7d: int = Field(description="Jobs that used a model with no known price")
     jobs_by_status: dict[str, int]
     as_of: str
 
 
 class DailyRow(BaseModel):
     day: str
-    jobs: dict[str, int]
+    jobs: dict[str, int] = Field(description="Jobs that finished that UTC day, by how they ended")
+    submitted: int
     avg_qa: float | None
     revenue: str
+    revenue_paid: str
     cost: str
     profit: str
+    margin_pct: str | None
     latency_p50_ms: int | None
     latency_p95_ms: int | None
+
+
+class FinanceWindow(BaseModel):
+    days: int
+    from_: str = Field(alias="from")
+    to: str
+    jobs: int
+    submitted: int
+    done: int
+    needs_review: int
+    dead: int
+    cancelled: int
+    billed_jobs: int
+    revenue: str
+    revenue_paid: str
+    cost: str
+    profit: str
+    margin_pct: str | None
+    roi: str | None
+    avg_qa: float | None
+    failure_rate_pct: float | None
+    unpriced_jobs: int
+    unpriced_models: list[dict[str, Any]]
+    latency: dict[str, int | None]
+    breakdown: dict[str, list[dict[str, Any]]] = Field(
+        description="By task_type, client and model: the same figures per key"
+    )
+
+
+class FinanceMetrics(BaseModel):
+    """Finance over every job of each window, by finish time (UTC)."""
+
+    model_config = {"json_schema_extra": {"description": MONEY_RULE}}
+
+    as_of: str
+    windows: dict[str, FinanceWindow]
+    owed: dict[str, Any] = Field(
+        description="Billed and not paid, over all history: jobs, amount, and ageing by "
+        "days since the job finished (0_7d, 8_30d, over_30d)"
+    )
+    revenue_7d: str | None = None
+    revenue_30d: str | None = None
+    cost_7d: str | None = None
+    cost_30d: str | None = None
+    profit_7d: str | None = None
+    profit_30d: str | None = None
+    roi_7d: str | None = None
+    roi_30d: str | None = None
+    jobs_7d: int | None = None
+    jobs_30d: int | None = None
+    notes: list[str]
 
 
 class DailyMetrics(BaseModel):

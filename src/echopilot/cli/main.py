@@ -13,7 +13,19 @@ from sqlalchemy.engine import make_url
 
 from echopilot import __version__
 from echopilot.ai.registry import provider_label
-from echopilot.cli import alerts, clients, demo, jobs, scheduler, selfheal, serve, up
+from echopilot.cli import (
+    alerts,
+    clients,
+    demo,
+    finance,
+    jobs,
+    optimize,
+    report,
+    scheduler,
+    selfheal,
+    serve,
+    up,
+)
 from echopilot.cli.common import (
     EXIT_FAILED,
     JsonOption,
@@ -45,7 +57,10 @@ app.command("up")(up.up)
 app.add_typer(scheduler.app, name="scheduler")
 app.command("retention")(scheduler.retention_command)
 app.command("self-heal")(selfheal.self_heal_command)
+app.command("finance")(finance.finance_command)
+app.command("optimize")(optimize.optimize_command)
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(report.app, name="report")
 app.add_typer(clients.app, name="clients")
 app.add_typer(config_app, name="config")
 

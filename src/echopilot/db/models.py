@@ -108,7 +108,10 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_retry", "status", "retry_at"),
         Index("ix_jobs_status_lease", "status", "lease_until"),
-        Index("ix_jobs_created", "created_at"),
+        Index("ix_jobs_created", "created_at", "task_type", "client_id"),
+        Index("ix_jobs_type_finished", "task_type", "finished_at"),
+        # Everything a finance window reads of the jobs in its partial hours (with
+        # unpriced_models: a key column on SQLite, INCLUDEd on PostgreSQL; migration 0007).
         Index(
             "ix_jobs_finished_cover",
             "finished_at",
@@ -117,6 +120,11 @@ class Job(Base):
             "qa_score",
             "duration_ms",
             "payment_status",
+            "cost_micros",
+            "task_type",
+            "client_id",
+            "model",
+            postgresql_include=["unpriced_models"],
         ),
     )
 
@@ -361,3 +369,69 @@ class AlertSilence(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     lifted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+def _count() -> Any:
+    """A roll-up's running total: 0 until a trigger adds to it."""
+    return mapped_column(BigInteger, default=0, server_default="0")
+
+
+class _RollupCounts:
+    """The running totals a roll-up row keeps (echopilot.finance.rollup_sql.COUNTS)."""
+
+    created: Mapped[int] = _count()
+    finished: Mapped[int] = _count()
+    done: Mapped[int] = _count()
+    needs_review: Mapped[int] = _count()
+    dead: Mapped[int] = _count()
+    cancelled: Mapped[int] = _count()
+    billed: Mapped[int] = _count()
+    billed_cents: Mapped[int] = _count()
+    owed: Mapped[int] = _count()
+    owed_cents: Mapped[int] = _count()
+    cost_micros: Mapped[int] = _count()
+    qa_jobs: Mapped[int] = _count()
+    qa_tenths: Mapped[int] = _count()
+    unpriced: Mapped[int] = _count()
+    latency_jobs: Mapped[int] = _count()
+    latency_ms: Mapped[int] = _count()
+
+
+class FinanceHourly(_RollupCounts, Base):
+    """What the jobs that finished (and were submitted) in one UTC hour add up to, per
+    dimension: kept by triggers on `jobs` (see echopilot.finance.rollup_sql), never
+    written by the application."""
+
+    __tablename__ = "finance_hourly"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    dim: Mapped[str] = mapped_column(String(16), primary_key=True)
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # hours since the epoch
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class FinanceDaily(_RollupCounts, Base):
+    """FinanceHourly's totals per UTC day (days since the epoch): the whole days of a long
+    window in a few rows. Kept by the same triggers."""
+
+    __tablename__ = "finance_daily"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    dim: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class LatencyDaily(Base):
+    """Done and needs-review jobs per UTC day and duration bucket (two significant digits
+    of milliseconds): the latency percentiles without reading every job."""
+
+    __tablename__ = "latency_daily"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    day: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # days since the epoch
+    bucket_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    jobs: Mapped[int] = _count()
+    # Every change to the row adds 1, whatever its sign: percentiles cached against it
+    # are read again exactly when the histogram changed.
+    changes: Mapped[int] = _count()

@@ -7,7 +7,9 @@ from typing import Any
 
 from echopilot import retention
 from echopilot.alerts import engine as alerts
+from echopilot.finance import optimizer
 from echopilot.queue.recovery import sweep
+from echopilot.reports import service as reports
 from echopilot.scheduler.tasks import TaskContext, TaskDef, register
 from echopilot.selfheal import heal
 
@@ -26,6 +28,17 @@ def _self_heal(ctx: TaskContext) -> dict[str, Any]:
 
 def _alert_check(ctx: TaskContext) -> dict[str, Any]:
     return alerts.check(ctx.runtime, now=ctx.now, actor="scheduler")
+
+
+def _daily_report(ctx: TaskContext) -> dict[str, Any]:
+    day = reports.scheduled_day(ctx.slot)
+    return reports.make(ctx.runtime, day, actor="scheduler", now=ctx.now)
+
+
+def _optimizer(ctx: TaskContext) -> dict[str, Any]:
+    # A proposal for the owner to apply, unless ECHOPILOT_OPTIMIZER_AUTO_APPLY says apply it.
+    auto_apply = ctx.runtime.settings.optimizer_auto_apply
+    return optimizer.run(ctx.runtime, dry_run=not auto_apply, actor="scheduler", now=ctx.now)
 
 
 register(
@@ -65,5 +78,26 @@ register(
         default_schedule="every 15m",
         timeout=timedelta(minutes=10),
         description="Evaluate the alert rules and notify once per incident.",
+    )
+)
+register(
+    TaskDef(
+        name="optimizer",
+        func=_optimizer,
+        default_schedule="0 6 * * 1",  # Mondays 06:00 UTC
+        timeout=timedelta(minutes=30),
+        description="Propose task types' prices from QA and margin (applied only with "
+        "ECHOPILOT_OPTIMIZER_AUTO_APPLY).",
+    )
+)
+register(
+    TaskDef(
+        name="daily_report",
+        func=_daily_report,
+        default_schedule="daily 09:00",
+        schedule_from=lambda settings: f"daily {settings.sched_report_utc}",
+        timeout=timedelta(minutes=30),
+        description="Write the previous UTC day's report (JSON, HTML, CSV) and send its "
+        "summary line to the alert channels.",
     )
 )

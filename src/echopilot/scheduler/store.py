@@ -4,6 +4,7 @@ their heartbeats, and the pause switch."""
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,6 +86,34 @@ def finish(
         run.summary = summary
         run.error = error[:4000] if error else None
         return run.duration_ms
+
+
+def record_manual(
+    session: Session,
+    task: str,
+    *,
+    started: datetime,
+    summary: dict[str, Any],
+    actor: str,
+) -> None:
+    """A task run by a person (CLI or API) rather than the scheduler, as a finished run of
+    its own slot: its summary then shows in the automations' status like a scheduled one."""
+    finished = utcnow()
+    session.add(
+        ScheduleRun(
+            task=task,
+            slot=started,
+            trigger="manual",
+            status="ok",
+            started_at=started,
+            finished_at=finished,
+            duration_ms=int((finished - started).total_seconds() * 1000),
+            summary=summary,
+            note=f"run by {actor}",
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+    )
 
 
 def flag(sessions: sessionmaker[Session], run_id: int, note: str) -> None:

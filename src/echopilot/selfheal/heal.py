@@ -15,8 +15,6 @@ change, so two self-heals at once never retry one job twice.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,11 +24,12 @@ from sqlalchemy import select
 from echopilot import audit, ndjson
 from echopilot.clock import as_utc, iso, utcnow
 from echopilot.db.engine import read_session, write_session
-from echopilot.db.models import Client, Job, ScheduleRun
+from echopilot.db.models import Client, Job
 from echopilot.jobs.status import Status, change, lock_job
 from echopilot.money import cents_text
 from echopilot.queue.recovery import live_workers, sweep, waiting
 from echopilot.runtime import Runtime
+from echopilot.scheduler import store
 
 log = logging.getLogger(__name__)
 
@@ -119,23 +118,8 @@ def run_by(runtime: Runtime, *, actor: str, dry_run: bool) -> dict[str, Any]:
     started = utcnow()
     summary = run(runtime, dry_run=dry_run, now=started).as_dict()
     if not dry_run:
-        finished = utcnow()
         with write_session(runtime.sessions) as session:
-            session.add(
-                ScheduleRun(
-                    task="self_heal",
-                    slot=started,
-                    trigger="manual",
-                    status="ok",
-                    started_at=started,
-                    finished_at=finished,
-                    duration_ms=int((finished - started).total_seconds() * 1000),
-                    summary=summary,
-                    note=f"run by {actor}",
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                )
-            )
+            store.record_manual(session, "self_heal", started=started, summary=summary, actor=actor)
             audit.record(
                 session,
                 actor=actor,

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from echopilot import metrics
 from echopilot.api.deps import RuntimeDep
 from echopilot.api.envelope import Envelope
 from echopilot.api.pool import answer
 from echopilot.api.schemas import DailyMetrics, MetricsSummary
+from echopilot.finance import metrics
 from echopilot.runtime import Runtime
 
 router = APIRouter(tags=["metrics"])
@@ -55,7 +55,7 @@ async def metrics_daily(
 ) -> Response:
     def work() -> dict[str, Any]:
         with runtime.sessions() as session:
-            data = metrics.daily(session, days=days)
+            data = metrics.daily(session.connection(), days=days)
         data["qa_threshold"] = runtime.settings.qa_threshold
         return data
 
@@ -64,4 +64,4 @@ async def metrics_daily(
 
 def _summary(runtime: Runtime) -> dict[str, Any]:
     with runtime.sessions() as session:
-        return metrics.summary(session)
+        return metrics.summary(session.connection())

@@ -20,9 +20,14 @@ from sqlalchemy import case, func, select
 
 from echopilot.api.pool import in_pool
 from echopilot.clock import utcnow
-from echopilot.db.models import Job, JobAttempt, SchedulerInstance, WorkerHeartbeat
+from echopilot.db.models import (
+    FinanceDaily,
+    Job,
+    JobAttempt,
+    SchedulerInstance,
+    WorkerHeartbeat,
+)
 from echopilot.jobs.status import Status
-from echopilot.metrics import billed
 from echopilot.runtime import Runtime
 
 router = APIRouter(tags=["metrics"])
@@ -76,8 +81,10 @@ class DatabaseCollector:
                 "Model spend of all attempts",
                 value=int(cost or 0) / 1_000_000,
             )
-            revenue = session.scalar(
-                select(func.coalesce(func.sum(Job.price_cents), 0)).where(billed())
+            revenue = session.scalar(  # the roll-ups: no scan of every job per scrape
+                select(func.coalesce(func.sum(FinanceDaily.billed_cents), 0)).where(
+                    FinanceDaily.dim == "all"
+                )
             )
             yield CounterMetricFamily(
                 "echopilot_revenue_usd",

@@ -28,10 +28,10 @@ FEATURES = {
     "activity": True,
     "self_heal": True,
     "alerts": True,
-    "finance": False,
-    "optimizer": False,
+    "finance": True,
+    "optimizer": True,
     "retention": True,
-    "reports": False,
+    "reports": True,
     "briefs": False,
     "payments": False,
 }

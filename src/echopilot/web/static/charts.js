@@ -76,7 +76,7 @@ export function clearCharts() {
   Object.values(CHARTS).forEach((c) => purgeChart($(c.id)));
 }
 
-function plot(id, traces, layout, hasData) {
+export function plot(id, traces, layout, hasData) {
   const node = $(id);
   if (!hasData) {
     purgeChart(node);

@@ -116,9 +116,9 @@ function providerBadge(s) {
 const KPIS = [
   {
     key: "jobs_7d",
-    label: "Jobs",
+    label: "Jobs finished",
     show: (d) => fmt.num(d.jobs_7d),
-    sub: (d) => fmt.num(d.finished_7d) + " finished",
+    sub: (d) => fmt.num(d.submitted_7d) + " submitted",
   },
   {
     key: "revenue_7d",

@@ -1,5 +1,6 @@
 /* The operations panel: one row per operation, with its buttons once its feature exists. */
 import { api, button, describe, el, fmt, notYet, runAction, safely, state } from "./core.js";
+import { changesProposed } from "./optimizer.js";
 
 export const OPERATIONS = [
   {
@@ -35,6 +36,10 @@ export const OPERATIONS = [
     release: "optimiser",
     title: "Price optimiser",
     text: "Propose price changes from recent QA and margin.",
+    summary: (r) =>
+      r.dry_run
+        ? changesProposed(r)
+        : "applied to " + (r.applied.length ? r.applied.join(", ") : "no task type"),
     actions: [
       { label: "Preview", path: "/api/optimizer/run?dry_run=true" },
       {
@@ -78,7 +83,8 @@ export const OPERATIONS = [
     feature: "reports",
     release: "reports",
     title: "Daily report",
-    text: "Build the daily report for today.",
+    text: "Write yesterday's report (JSON, HTML, CSV) and send its summary line.",
+    summary: (r) => r.date + ": " + r.summary_line,
     actions: [{ label: "Build report", path: "/api/reports/daily", primary: true }],
   },
 ];

@@ -9,7 +9,10 @@ import { mountActivity } from "./activity.js";
 import { mountAlerts } from "./alerts.js";
 import { mountAutomations } from "./automations.js";
 import { mountBrief } from "./brief.js";
+import { mountFinance } from "./finance.js";
 import { mountOperations } from "./operations.js";
+import { mountOptimizer } from "./optimizer.js";
+import { mountReports } from "./reports.js";
 
 const PANELS = {
   automations: {
@@ -21,7 +24,22 @@ const PANELS = {
   },
   operations: { id: "panel-operations", title: "Operations", mount: mountOperations },
   alerts: { id: "panel-alerts", title: "Alerts", feature: "alerts", release: "alerts", mount: mountAlerts },
+  finance: { id: "panel-finance", title: "Finance", feature: "finance", release: "finance", mount: mountFinance },
   brief: { id: "panel-brief", title: "CEO brief", feature: "briefs", release: "briefs", mount: mountBrief },
+  reports: {
+    id: "panel-reports",
+    title: "Daily report",
+    feature: "reports",
+    release: "reports",
+    mount: mountReports,
+  },
+  optimizer: {
+    id: "panel-optimizer",
+    title: "Price optimiser",
+    feature: "optimizer",
+    release: "optimiser",
+    mount: mountOptimizer,
+  },
   activity: {
     id: "panel-activity",
     title: "Activity",
