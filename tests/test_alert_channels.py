@@ -220,6 +220,11 @@ def test_an_alert_email_reaches_every_recipient_through_a_local_smtp_server(
         subject, body = read_mail(raw)
         assert "HIGH" in subject and title in subject, subject
         assert "Severity: high" in body and "Since " in body, body
+        # Line by line, as written (an HTML reading of plain text would run them together).
+        plain = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",))
+        assert plain is not None
+        lines = [line.strip() for line in plain.get_content().splitlines()]
+        assert any(line.startswith("Severity: high") for line in lines), lines
         assert DASHBOARD in body, body
         assert "no_live_worker" in body
         for secret in (TEXT, "Confidential clinic", SMTP_SECRET):
