@@ -15,8 +15,9 @@ whole days there, and only the hours of its first and last day in `finance_hourl
 `latency_daily` is a histogram of done and needs-review jobs' durations per UTC day (days
 since the epoch), in buckets of two significant digits.
 
-The job rules here are the ones `finance.live` applies in Python to the jobs of a window's
-partial hours; tests hold the two to the same answers.
+A job's share is written once, as SQL, and used three ways: by the triggers, by
+`rebuild()`, and by `shares_sql()` for the jobs of a window's partial hours. Tests hold all
+of it to a plain recount of the jobs.
 
 A SQLite table rebuilt by Alembic's batch mode loses its triggers: a later migration that
 batch-alters `jobs` calls `install()` again.
@@ -101,7 +102,7 @@ class _Dialect:
         return f"(CAST(strftime('%s', substr({ts}, 1, 19)) AS INTEGER) / 86400)"
 
     def tenths(self, value: str) -> str:
-        """QA score in tenths of a point, halves up (the same in Python: floor(x*10 + 0.5))."""
+        """QA score in tenths of a point, halves up (scores are never negative)."""
         if self.pg:
             return f"CAST(floor({value} * 10 + 0.5) AS BIGINT)"
         return f"CAST({value} * 10 + 0.5 AS INTEGER)"
