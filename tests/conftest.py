@@ -250,3 +250,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30, every: float = 0
             return value
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def builtin_tasks_off() -> dict[str, str]:
+    """Every built-in scheduled task set "off": scheduler tests run their probe tasks
+    alone (a task added later is off here without a change)."""
+    from echopilot.scheduler.tasks import registry
+
+    return {
+        name: "off"
+        for name, task in registry().items()
+        if task.func.__module__ == "echopilot.scheduler.builtin"
+    }

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from echopilot.clock import utcnow
 from echopilot.config import Settings
@@ -40,6 +40,7 @@ from echopilot.db.models import (
 from echopilot.errors import InputError
 from echopilot.reports import daily, day, files, render_csv, service
 from echopilot.runtime import Runtime
+from tests import job_rows
 from tests.api_support import api_client, assert_error, assert_ok, free_port
 from tests.browser_support import chromium, require_browser, save_screenshot
 from tests.conftest import run_cli
@@ -72,32 +73,11 @@ def _no_channel_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def job_row(**values: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "name": "job",
-        "task_type": "research",
-        "input": INPUT,
-        "status": "done",
-        "client_id": None,
-        "provider": "openai",
-        "model": "gpt-4o",
-        "cost_micros": 0,
-        "unpriced_models": [],
-        "price_cents": None,
-        "payment_status": "na",
-        "qa_score": None,
-        "qa_threshold": None,
-        "duration_ms": None,
-        "created_at": at(7),
-        "finished_at": None,
-        "updated_at": at(23),
-    }
-    row.update(values)
-    return row
+    return job_rows.job_row(**{"input": INPUT, "created_at": at(7), "updated_at": at(23), **values})
 
 
 def add(rt: Runtime, table: Any, rows: list[dict[str, Any]]) -> list[int]:
-    with rt.engine.begin() as conn:
-        return [conn.execute(insert(table).returning(table.id), row).scalar_one() for row in rows]
+    return job_rows.insert_rows(rt.engine, table, rows)
 
 
 def seed_day(rt: Runtime) -> dict[str, int]:

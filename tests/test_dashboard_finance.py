@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, insert
 
 from echopilot.db.models import Client, Job
+from tests import job_rows
 from tests.browser_support import (
     PageWatch,
     Server,
@@ -33,22 +34,13 @@ HOSTILE_NAME = '<img src=x onerror="window.pwned=1">Acme'
 
 def finished_job(**values: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
-    row = {
-        "name": "finance job",
-        "input": "text",
-        "status": "done",
-        "provider": "openai",
-        "model": "gpt-4o",
-        "payment_status": "unpaid",
+    defaults = {
         "created_at": now - timedelta(hours=3),
         "finished_at": now - timedelta(hours=2),
         "updated_at": now,
-        "unpriced_models": [],
-        "price_cents": None,
-        "client_id": None,
+        "payment_status": "unpaid",
     }
-    row.update(values)
-    return row
+    return job_rows.job_row(**{**defaults, **values})
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from sqlalchemy import delete, insert, select, update
 from echopilot.db.models import Client, FinanceDaily, FinanceHourly, Job, LatencyDaily
 from echopilot.finance import metrics, rollup_sql
 from echopilot.runtime import Runtime
+from tests import job_rows
 from tests.conftest import run_cli
 
 BOTH = pytest.mark.parametrize("backend", ["embedded", "postgres"], indirect=True)
@@ -32,31 +33,11 @@ MODELS = ("gpt-4o", "gpt-4o-mini", None)
 
 
 def job_row(**values: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "name": "job",
-        "task_type": "research",
-        "input": "text",
-        "status": "done",
-        "client_id": None,
-        "provider": "openai",
-        "model": "gpt-4o",
-        "cost_micros": 0,
-        "unpriced_models": [],
-        "price_cents": None,
-        "payment_status": "na",
-        "qa_score": None,
-        "duration_ms": None,
-        "created_at": NOW - timedelta(days=1),
-        "finished_at": None,
-        "updated_at": NOW,
-    }
-    row.update(values)
-    return row
+    return job_rows.job_row(**{"created_at": NOW - timedelta(days=1), "updated_at": NOW, **values})
 
 
 def add_jobs(rt: Runtime, rows: list[dict[str, Any]]) -> list[int]:
-    with rt.engine.begin() as conn:
-        return [conn.execute(insert(Job).returning(Job.id), row).scalar_one() for row in rows]
+    return job_rows.insert_rows(rt.engine, Job, rows)
 
 
 def reference(rt: Runtime, start: datetime, end: datetime) -> dict[str, Any]:

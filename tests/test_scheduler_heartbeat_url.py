@@ -16,7 +16,7 @@ from echopilot.runtime import Runtime
 from echopilot.scheduler.daemon import Scheduler
 from echopilot.scheduler.executor import InlineRunner
 from echopilot.scheduler.table import build
-from tests.conftest import wait_for
+from tests.conftest import builtin_tasks_off, wait_for
 
 
 class Monitor:
@@ -56,12 +56,7 @@ def test_it_pings_every_minute_and_reports_a_failed_run(
     rt = make_runtime(
         task_modules="tests.fakes.probe_tasks",
         schedules={
-            "recovery_sweep": "off",
-            "retention": "off",
-            "self_heal": "off",
-            "alert_check": "off",
-            "optimizer": "off",
-            "daily_report": "off",
+            **builtin_tasks_off(),
             "boom": "every 1m",
         },
         heartbeat_url=monitor.url,

@@ -22,18 +22,11 @@ from echopilot.config import Settings
 from echopilot.db.engine import read_session
 from echopilot.db.models import AuditLog, SchedulerInstance, ScheduleRun
 from echopilot.runtime import Runtime
-from tests.conftest import env_for, wait_for
+from tests.conftest import builtin_tasks_off, env_for, wait_for
 
 pytestmark = pytest.mark.slow
 PROBES = "tests.fakes.probe_tasks"
-QUIET = {
-    "recovery_sweep": "off",
-    "retention": "off",
-    "self_heal": "off",
-    "alert_check": "off",
-    "optimizer": "off",
-    "daily_report": "off",
-}
+QUIET = builtin_tasks_off()
 
 
 def scheduler_env(rt: Runtime, **schedules: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ from echopilot.scheduler import store
 from echopilot.scheduler.daemon import Scheduler
 from echopilot.scheduler.executor import InlineRunner
 from echopilot.scheduler.table import build
+from tests.conftest import builtin_tasks_off
 
 T0 = datetime(2026, 11, 26, 7, 59, 50, tzinfo=UTC)
 PROBES = "tests.fakes.probe_tasks"
@@ -74,12 +75,7 @@ def world(make_runtime: Callable[..., Runtime]) -> Iterator[Callable[..., World]
         rt = make_runtime(
             task_modules=PROBES,
             schedules={
-                "recovery_sweep": "off",
-                "retention": "off",
-                "self_heal": "off",
-                "alert_check": "off",
-                "optimizer": "off",
-                "daily_report": "off",
+                **builtin_tasks_off(),
                 **plain,
             },
             catchup=catchup,

@@ -307,15 +307,18 @@ def finance(
     notes = [NO_PAYMENTS_NOTE]
     if not any(w["jobs"] for w in windows.values()):
         notes.insert(0, EMPTY_NOTE)
-    for key, w in windows.items():
-        if w["unpriced_jobs"]:
-            models = ", ".join(m["model"] for m in w["unpriced_models"])
-            notes.append(
-                f"{key}: {w['unpriced_jobs']} jobs used models with no known price ({models}); "
-                "their calls to those models are not in cost (set ECHOPILOT_MODEL_PRICES)"
-            )
+    notes += [f"{key}: {unpriced_note(w)}" for key, w in windows.items() if w["unpriced_jobs"]]
     out["notes"] = notes
     return out
+
+
+def unpriced_note(figures_: Mapping[str, Any]) -> str:
+    """What a period's jobs with unpriced models mean for its cost."""
+    models = ", ".join(m["model"] for m in figures_["unpriced_models"])
+    return (
+        f"{figures_['unpriced_jobs']} jobs used models with no known price ({models}); "
+        "their calls to those models are not in cost (set ECHOPILOT_MODEL_PRICES)"
+    )
 
 
 def jobs_by_status(conn: Connection) -> dict[str, int]:

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from echopilot.db.models import Client, Job, PriceRule, PriceRuleHistory, TaskType
+from echopilot.finance.metrics import billed
 from echopilot.finance.optimizer_policy import Sample
 from echopilot.jobs import pricing
-from echopilot.jobs.status import Status
 
 WINDOW = timedelta(days=30)
 STREAM_ROWS = 2000
@@ -49,11 +49,6 @@ class Repriced:
     at_new_cents: int
 
 
-def billed_jobs() -> ColumnElement[bool]:
-    """Jobs whose price is revenue (the metrics' definition), with a price."""
-    return and_(Job.status == Status.DONE, Job.payment_status != "na", Job.price_cents.is_not(None))
-
-
 def rules(session: Session) -> list[Rule]:
     """The price rules of the active task types, by name."""
     rows = session.execute(
@@ -76,7 +71,7 @@ def sample(session: Session, task_type: str, size: int) -> Sample:
     """The type's last `size` billed jobs, newest finished first, added up."""
     rows = session.execute(
         select(Job.price_cents, Job.cost_micros, Job.qa_score)
-        .where(Job.task_type == task_type, billed_jobs())
+        .where(Job.task_type == task_type, billed())
         .order_by(Job.finished_at.desc(), Job.id.desc())
         .limit(size)
     ).all()
@@ -119,7 +114,7 @@ def billed_last_30_days(session: Session, task_type: str, now: datetime) -> tupl
     jobs, cents = session.execute(
         select(func.count(), func.coalesce(func.sum(Job.price_cents), 0)).where(
             Job.task_type == task_type,
-            billed_jobs(),
+            billed(),
             Job.finished_at >= now - WINDOW,
             Job.finished_at <= now,
         )
@@ -170,7 +165,7 @@ def _last_30_days(
         select(Job.client_id, Job.price_cents, Job.finished_at)
         .where(
             Job.task_type == task_type,
-            billed_jobs(),
+            billed(),
             Job.finished_at >= now - WINDOW,
             Job.finished_at <= now,
         )

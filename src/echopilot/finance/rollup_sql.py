@@ -63,7 +63,6 @@ CREATED_COLUMNS = ("created_at", "task_type", "client_id")
 # Payment statuses of a billed job that owe nothing (any other means money is owed).
 SETTLED = ("paid", "refunded")
 LATENCY_STATUSES = ("done", "needs_review")
-TERMINAL = ("done", "needs_review", "dead", "cancelled")
 TABLES = ("finance_hourly", "finance_daily", "latency_daily")
 TRIGGERS = (
     "jobs_finance_ins",

@@ -94,7 +94,7 @@ def _quality(
     bands = dict.fromkeys((label for label, _, _ in QA_BANDS), 0)
     below = 0
     for score, threshold in scored:
-        if score is None:  # excluded by the query; the column itself allows it
+        if score is None:  # excluded by the query; the column's type allows it
             continue
         mark = threshold if threshold is not None else settings.qa_threshold
         below += score < mark
@@ -181,11 +181,7 @@ def _notes(finance: dict[str, Any]) -> list[str]:
             "billed until approved (`echopilot jobs approve ID`)"
         )
     if finance["unpriced_jobs"]:
-        models = ", ".join(m["model"] for m in finance["unpriced_models"])
-        notes.append(
-            f"{finance['unpriced_jobs']} jobs used models with no known price ({models}); "
-            "their calls to those models are not in cost (set ECHOPILOT_MODEL_PRICES)"
-        )
+        notes.append(metrics.unpriced_note(finance))
     notes.append(OWED_NOTE)
     notes.append(PAYMENTS_NOTE)
     return notes
