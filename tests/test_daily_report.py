@@ -406,7 +406,10 @@ def test_a_days_report_has_its_figures_to_the_cent(make_runtime: Callable[..., R
     assert set(late) == {"jobs", "payments"}
     assert late["jobs"]["count"] == 2
     assert "1 queued, 1 processing" in late["jobs"]["detail"]
-    assert late["payments"]["detail"] == "payments not reconciled: no payment provider configured"
+    assert (
+        late["payments"]["detail"]
+        == "payments not reconciled: Stripe is not configured (STRIPE_SECRET_KEY)"
+    )
 
     html = Path(result["paths"]["html"]).read_text()
     text = Path(result["paths"]["csv"]).read_text()

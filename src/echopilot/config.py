@@ -47,10 +47,25 @@ _TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 # The secret settings: shown masked by `config show`, never logged.
 SECRET_FIELDS = frozenset(
-    {"openai_api_key", "dashboard_key", "alert_urls", "telegram_bot_token", "smtp_pass"}
+    {
+        "openai_api_key",
+        "dashboard_key",
+        "alert_urls",
+        "telegram_bot_token",
+        "smtp_pass",
+        "stripe_secret_key",
+        "stripe_webhook_secret",
+    }
 )
 URL_FIELDS = frozenset(
-    {"database_url", "queue_url", "heartbeat_url", "openai_base_url", "public_url"}
+    {
+        "database_url",
+        "queue_url",
+        "heartbeat_url",
+        "openai_base_url",
+        "public_url",
+        "stripe_api_base",
+    }
 )
 
 
@@ -480,6 +495,47 @@ class Settings(BaseSettings):
         description="Email addresses alerts go to, separated by commas.",
         max_length=2000,
     )
+    stripe_secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("STRIPE_SECRET_KEY"),
+        description="Stripe secret (sk_...) or restricted (rk_...) key (secret): turns payments "
+        "on. Without it billable jobs are `not_configured` and everything else works.",
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("STRIPE_WEBHOOK_SECRET"),
+        description="Signing secret (whsec_...) of the Stripe webhook endpoint "
+        "POST /webhook/stripe (secret); without it the endpoint refuses every event.",
+    )
+    stripe_api_base: str | None = Field(
+        default=None,
+        validation_alias=_env("ECHOPILOT_STRIPE_API_BASE"),
+        description="Address of the Stripe API (default Stripe's own); for a proxy or a test "
+        "server.",
+    )
+    stripe_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        validation_alias=_env("ECHOPILOT_STRIPE_TIMEOUT_SECONDS"),
+        description="How long one call to Stripe may take before it counts as unreachable.",
+    )
+    stripe_webhook_tolerance_seconds: int = Field(
+        default=300,
+        ge=10,
+        le=3600,
+        validation_alias=_env("ECHOPILOT_STRIPE_WEBHOOK_TOLERANCE_SECONDS"),
+        description="A webhook whose signed timestamp is further than this from now (either "
+        "way) is refused as a possible replay (Stripe's own default: 300).",
+    )
+    payments_lookback_days: int = Field(
+        default=3,
+        ge=1,
+        le=30,
+        validation_alias=_env("ECHOPILOT_PAYMENTS_LOOKBACK_DAYS"),
+        description="How far back the first reconciliation reads Stripe's events (later ones "
+        "read from the last successful one, with an hour of overlap); Stripe keeps 30 days.",
+    )
     public_url: str | None = Field(
         default=None,
         validation_alias=_env("ECHOPILOT_PUBLIC_URL"),
@@ -707,15 +763,48 @@ class Settings(BaseSettings):
         "smtp_from",
         "alert_to",
         "public_url",
+        "stripe_api_base",
     )
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
 
-    @field_validator("openai_api_key", "alert_urls", "telegram_bot_token", "smtp_pass")
+    @field_validator(
+        "openai_api_key",
+        "alert_urls",
+        "telegram_bot_token",
+        "smtp_pass",
+        "stripe_secret_key",
+        "stripe_webhook_secret",
+    )
     @classmethod
     def _blank_key_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("stripe_secret_key")
+    @classmethod
+    def _check_stripe_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret = value.get_secret_value()
+            if not secret.startswith(("sk_", "rk_")) or any(c.isspace() for c in secret):
+                raise ValueError("must be a Stripe secret key (sk_...) or restricted key (rk_...)")
+        return value
+
+    @field_validator("stripe_webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret = value.get_secret_value()
+            if not secret.startswith("whsec_") or any(c.isspace() for c in secret):
+                raise ValueError("must be a Stripe webhook signing secret (whsec_...)")
+        return value
+
+    @field_validator("stripe_api_base")
+    @classmethod
+    def _check_stripe_api_base(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value or None
 
     @field_validator("dashboard_key")
     @classmethod
@@ -798,6 +887,11 @@ class Settings(BaseSettings):
         if self.smtp_user and "@" in self.smtp_user:
             return self.smtp_user
         return "echopilot@localhost"
+
+    @property
+    def payments_enabled(self) -> bool:
+        """Whether Stripe payments are on (STRIPE_SECRET_KEY set)."""
+        return self.stripe_secret_key is not None
 
     @cached_property
     def resolved_api_threads(self) -> int:

@@ -409,3 +409,7 @@ def _count(n: int, one: str, many: str) -> str:
 def _usd(micros: int) -> str:
     text = micros_text(abs(micros))
     return ("-$" if micros < 0 else "$") + f"{Decimal(text):.2f}"
+
+
+# Features register their rules here by being imported (they use `rule` above).
+from echopilot.payments import alerting as _payments  # noqa: E402, F401

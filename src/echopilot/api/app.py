@@ -36,13 +36,20 @@ from echopilot.api.routes import (
     jobs,
     metrics,
     optimizer,
+    payments,
     prometheus,
     reports,
     retention,
     selfheal,
     system,
 )
-from echopilot.errors import ConfigError, ConflictError, InputError, NotFoundError
+from echopilot.errors import (
+    ConfigError,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    OperationFailed,
+)
 from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -61,6 +68,7 @@ API_ROUTERS: list[APIRouter] = [
     optimizer.router,
     finance.router,
     reports.router,
+    payments.router,
 ]
 HTTP_CODES = {
     400: "bad_request",
@@ -71,6 +79,7 @@ HTTP_CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    502: "upstream_failed",
     429: "rate_limited",
 }
 # How the key is sent, for the OpenAPI schema (EdgeMiddleware does the checking).
@@ -105,6 +114,7 @@ def create_app(runtime: Runtime, dashboard_key: str) -> FastAPI:
     app.include_router(api)
     app.include_router(prometheus.router, responses=ERROR_RESPONSES)
     app.include_router(system.public)
+    app.include_router(payments.public)
     app.include_router(dashboard.router)
     app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=str(dashboard.WEB / "static")), name="static")
@@ -220,6 +230,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFoundError)
     async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
         return error_response(404, "not_found", str(exc), request_id=_request_id(request))
+
+    @app.exception_handler(OperationFailed)
+    async def _failed(request: Request, exc: OperationFailed) -> JSONResponse:
+        # A service the operation needs (Stripe) could not be reached or refused.
+        return error_response(502, "upstream_failed", str(exc), request_id=_request_id(request))
 
     @app.exception_handler(ConflictError)
     async def _conflict(request: Request, exc: ConflictError) -> JSONResponse:

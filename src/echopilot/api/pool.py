@@ -40,9 +40,10 @@ ADMITTED_PER_THREAD = 64
 BURST = 16
 QUEUE_WAIT_SECONDS = 0.5
 RETRY_AFTER_SECONDS = 1
-# Paths refused when over capacity. /health and /metrics never are: a load balancer and
-# Prometheus must see the server (and the refusals counted) most of all then.
-SHED_PREFIXES = ("/api/",)
+# Paths refused when over capacity (Stripe delivers a refused webhook again later).
+# /health and /metrics never are: a load balancer and Prometheus must see the server (and
+# the refusals counted) most of all then.
+SHED_PREFIXES = ("/api/", "/webhook/")
 SHED_PREFIXES_BYTES = tuple(prefix.encode() for prefix in SHED_PREFIXES)
 T = TypeVar("T")
 

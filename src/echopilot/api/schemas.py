@@ -148,7 +148,13 @@ class FinanceWindow(BaseModel):
     cancelled: int
     billed_jobs: int
     revenue: str
-    revenue_paid: str
+    revenue_paid: str = Field(
+        description="Money that came in during the window net of refunds and disputes, USD"
+    )
+    payments: dict[str, str] = Field(
+        description="USD that moved in the window: received, refunded, disputed (held or "
+        "lost), reinstated (disputes won) and net"
+    )
     cost: str
     profit: str
     margin_pct: str | None

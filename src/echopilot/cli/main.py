@@ -20,6 +20,7 @@ from echopilot.cli import (
     finance,
     jobs,
     optimize,
+    payments,
     report,
     scheduler,
     selfheal,
@@ -61,6 +62,7 @@ app.command("finance")(finance.finance_command)
 app.command("optimize")(optimize.optimize_command)
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(report.app, name="report")
+app.add_typer(payments.app, name="payments")
 app.add_typer(clients.app, name="clients")
 app.add_typer(config_app, name="config")
 

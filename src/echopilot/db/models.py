@@ -435,3 +435,115 @@ class LatencyDaily(Base):
     # Every change to the row adds 1, whatever its sign: percentiles cached against it
     # are read again exactly when the histogram changed.
     changes: Mapped[int] = _count()
+
+
+class JobPayment(Base):
+    """A billable job's side at Stripe: its payment link, and the Stripe ids that tie
+    later events to it (one row per job that ever asked Stripe for a link)."""
+
+    __tablename__ = "job_payments"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    # The key every attempt to create the link sends: one link per job, however often tried.
+    idempotency_key: Mapped[str] = mapped_column(String(100))
+    link_id: Mapped[str | None] = mapped_column(String(100), nullable=True, unique=True)
+    link_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    link_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    link_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    link_created_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    payment_intent: Mapped[str | None] = mapped_column(String(100), nullable=True, unique=True)
+    charge: Mapped[str | None] = mapped_column(String(100), nullable=True, unique=True)
+    failure: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Payment(Base):
+    """The ledger of money that moved for a job: a payment (+), a refund (-), a dispute's
+    withdrawal (-) and its reinstatement when won (+), each on the day it moved. `entry_key`
+    names the fact (the payment intent, a charge's refunded total, a dispute's withdrawal)
+    so that however many events report it, it is written once."""
+
+    __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_moved", "moved_at", "currency", "amount_cents"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entry_key: Mapped[str] = mapped_column(String(200), unique=True)
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(30))  # payment | refund | dispute | dispute_won
+    amount_cents: Mapped[int] = mapped_column(BigInteger)  # signed: + in, - out
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    method: Mapped[str] = mapped_column(String(20))  # stripe | manual
+    status: Mapped[str] = mapped_column(String(20), default="succeeded")
+    stripe_event: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    stripe_object: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    payment_intent: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    moved_at: Mapped[datetime] = mapped_column()
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StripeEvent(Base):
+    """Every Stripe event received, once by its id, written in the same transaction as its
+    effect: a second delivery (a replay, a retry, reconciliation) finds it and does nothing.
+    An event not yet tied to a job keeps its payload (`pending`) until it can be."""
+
+    __tablename__ = "stripe_events"
+    __table_args__ = (Index("ix_stripe_events_pending", "outcome", "payment_intent"),)
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column()  # at Stripe
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    via: Mapped[str] = mapped_column(String(20))  # webhook | reconcile
+    # applied | duplicate_fact | ignored | pending | not_ours
+    outcome: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    job_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    object_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    payment_intent: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    livemode: Mapped[bool] = mapped_column(Boolean, default=False)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+
+
+class Dispute(Base):
+    """A Stripe dispute (chargeback) of a job's payment, as last reported."""
+
+    __tablename__ = "disputes"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    charge: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    payment_intent: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    # needs_response | under_review | warning_* | won | lost | ...
+    status: Mapped[str] = mapped_column(String(30))
+    reason: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    evidence_due_by: Mapped[datetime | None] = mapped_column(nullable=True)
+    opened_at: Mapped[datetime] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PaymentReconcile(Base):
+    """One reconciliation with Stripe: what it read and did, or why Stripe was unreachable.
+    The newest successful one says how fresh the payment figures are."""
+
+    __tablename__ = "payment_reconciles"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor: Mapped[str] = mapped_column(String(100))
+    read_from: Mapped[datetime | None] = mapped_column(nullable=True)
+    events_read: Mapped[int] = mapped_column(Integer, default=0)
+    events_applied: Mapped[int] = mapped_column(Integer, default=0)
+    links_created: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -3,8 +3,8 @@
 A window is [now - N days, now], by the time each job finished (UTC). Its figures:
 - revenue billed: the price of every billable job that ended done (or was approved); the
   offline provider's jobs and jobs awaiting review are never billed;
-- revenue paid: money received net of refunds, on the day it moved (from the payments
-  ledger; until payments are recorded, 0 with a note);
+- revenue paid: money received net of refunds and disputes, on the day it moved (from
+  the payments ledger: Stripe's events and payments marked by hand);
 - cost: the model spend of every attempt of every job, failed and unbilled ones included;
   calls to a model with no known price are not costed as zero: their jobs are counted and
   the models named;
@@ -34,6 +34,7 @@ from echopilot.finance.rollup_sql import COUNTS
 from echopilot.finance.totals import EPOCH, Totals
 from echopilot.jobs.status import Status
 from echopilot.money import cents_text, micros_text
+from echopilot.payments import ledger
 
 MICROS_PER_CENT = 10_000
 WINDOWS = (7, 30)
@@ -43,8 +44,8 @@ AGEING = (("0_7d", 0, 7), ("8_30d", 7, 30), ("over_30d", 30, None))
 ACTIVE = (Status.QUEUED, Status.PROCESSING, Status.FAILED)
 TERMINAL = (Status.DONE, Status.NEEDS_REVIEW, Status.DEAD, Status.CANCELLED)
 NO_PAYMENTS_NOTE = (
-    "revenue paid is 0: no payments are recorded yet (payments arrive with Stripe or "
-    "`payments mark-paid`); money owed counts every billed job not marked paid"
+    "revenue paid is 0: no payment is recorded yet (they arrive from Stripe or by "
+    "`echopilot payments mark-paid`); money owed counts every billed job not yet paid"
 )
 EMPTY_NOTE = "no job has finished yet: every figure is zero"
 
@@ -210,7 +211,8 @@ def _figures_of(
         {
             "from": iso(start),
             "to": iso(end),
-            "revenue_paid": "0.00",
+            "revenue_paid": (moved := ledger.moved(conn, start, end))["net"],
+            "payments": moved,
             "latency": _latency(conn, totals.day_of(start), totals.day_of(end)),
         }
     )
@@ -304,7 +306,7 @@ def finance(
         out[f"profit_{key}"] = w["profit"]
         out[f"margin_{key}_pct"] = w["margin_pct"]
         out[f"roi_{key}"] = w["roi"]
-    notes = [NO_PAYMENTS_NOTE]
+    notes = [] if ledger.any_recorded(conn) else [NO_PAYMENTS_NOTE]
     if not any(w["jobs"] for w in windows.values()):
         notes.insert(0, EMPTY_NOTE)
     notes += [f"{key}: {unpriced_note(w)}" for key, w in windows.items() if w["unpriced_jobs"]]
@@ -378,19 +380,21 @@ def daily(conn: Connection, *, days: int = 30, now: datetime | None = None) -> d
     for number, *values in conn.execute(_DAYS, {"first": first}):
         per_day[int(number)] = dict(zip(COUNTS, (int(v or 0) for v in values), strict=True))
     latency = _latency_per_day(conn, first, last)
+    paid = ledger.net_by_day(conn, EPOCH + timedelta(days=first), now)
     out = []
     for number in range(first, last + 1):
         t = per_day.get(number, totals.empty())
         f = figures(t)
         p50, p95 = latency.get(number, (None, None))
+        day = (EPOCH + timedelta(days=number)).date().isoformat()
         out.append(
             {
-                "day": (EPOCH + timedelta(days=number)).date().isoformat(),
+                "day": day,
                 "jobs": {s.value: t[s.value] for s in TERMINAL},
                 "submitted": t["created"],
                 "avg_qa": f["avg_qa"],
                 "revenue": f["revenue"],
-                "revenue_paid": "0.00",
+                "revenue_paid": cents_text(paid.get(day, 0)),
                 "cost": f["cost"],
                 "profit": f["profit"],
                 "margin_pct": f["margin_pct"],

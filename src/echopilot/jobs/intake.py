@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 
 from echopilot import audit
 from echopilot.clock import utcnow
-from echopilot.db.engine import write_session
+from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Client, Job, TaskType
 from echopilot.errors import ConflictError, InputError, NotFoundError
 from echopilot.jobs.pricing import billing_status
 from echopilot.jobs.status import RETRYABLE, Status, change, record_created
+from echopilot.payments import links
 from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -219,11 +220,20 @@ def approve(runtime: Runtime, job_id: int, *, actor: str, now: datetime | None =
             Status.DONE,
             reason=f"approved by {actor}",
             now=now,
-            payment_status=billing_status(current.provider, billed=True),
+            payment_status=billing_status(
+                current.provider,
+                billed=True,
+                price_cents=current.price_cents,
+                stripe_on=runtime.settings.payments_enabled,
+            ),
         )
         if job is None:
             raise ConflictError(f"job {job_id} changed while approving; try again")
         audit.record(session, actor=actor, action="job.approve", target=f"job:{job_id}", now=now)
+    if runtime.settings.payments_enabled:
+        links.after_billing(runtime, job_id)
+        with read_session(runtime.sessions) as session:
+            job = session.get(Job, job_id) or job
     return job
 
 

@@ -38,6 +38,7 @@ from echopilot.jobs.qa import (
     qa_prompt,
 )
 from echopilot.jobs.status import Status, claim, transition
+from echopilot.payments import links
 from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -493,7 +494,12 @@ def _finish(attempt: _Attempt, answer: Answer) -> str | None:
             price_cents=price,
             # Only a job that passed QA is billed (one awaiting review is billed on approval),
             # and never one the offline provider made.
-            payment_status=pricing.billing_status(runtime.provider.name, billed=passed),
+            payment_status=pricing.billing_status(
+                runtime.provider.name,
+                billed=passed,
+                price_cents=price,
+                stripe_on=runtime.settings.payments_enabled,
+            ),
             error=None,
             error_kind=None,
             finished_at=now,
@@ -503,6 +509,8 @@ def _finish(attempt: _Attempt, answer: Answer) -> str | None:
             conn, attempt, "ok" if passed else "needs_review", now, discarded=not finished
         )
     attempt.spend_saved()
+    if finished and passed:
+        links.after_billing(runtime, claim.job_id)
     return target.value if finished else None
 
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from echopilot.money import MICROS_PER_USD, usd_to_cents
+from echopilot.payments import status as payment_status
 
 UNITS = ("flat", "per_minute", "per_1k_tokens")
 # The offline provider is not a model: its jobs are priced for show but never billed.
@@ -46,7 +47,11 @@ def price_cents(
     return cents
 
 
-def billing_status(provider: str | None, *, billed: bool) -> str:
-    """The payment status a finished job starts with: `unpaid` when it is billed, `na`
-    (not billed) when it awaits review or was made by the offline provider."""
-    return "unpaid" if billed and provider not in UNBILLED_PROVIDERS else "na"
+def billing_status(
+    provider: str | None, *, billed: bool, price_cents: int | None, stripe_on: bool
+) -> str:
+    """The payment status a finished job starts with: `na` (not billed) when it awaits
+    review, costs nothing or was made by the offline provider; otherwise owed, with a
+    Stripe link to make (`link_pending`) or none (`not_configured`, paid by hand)."""
+    billable = billed and provider not in UNBILLED_PROVIDERS and (price_cents or 0) > 0
+    return payment_status.initial(billed=billable, stripe_on=stripe_on)

@@ -20,6 +20,7 @@ from echopilot.clock import iso
 from echopilot.config import Settings
 from echopilot.db.models import Job
 from echopilot.finance import metrics
+from echopilot.payments import freshness
 from echopilot.reports import day as days
 from echopilot.reports import operations
 
@@ -32,10 +33,9 @@ QA_BANDS = (
     ("80-89", 80, 90),
     ("90-100", 90, None),
 )
-PAYMENTS_LATE = "payments not reconciled: no payment provider configured"
 PAYMENTS_NOTE = (
-    "payments are not recorded until Stripe lands: revenue paid is 0.00 and money owed "
-    "counts every billed job not marked paid"
+    "paid is money that moved this day net of refunds and disputes; money owed counts every "
+    "billed job not yet paid"
 )
 OWED_NOTE = "money owed is over all history, as of the cut-off, by how long ago the job finished"
 ACTIVE_WORDS = {"queued": "queued", "processing": "processing", "failed": "awaiting a retry"}
@@ -59,17 +59,18 @@ def gather(conn: Connection, settings: Settings, day: date, cutoff: datetime) ->
     finance["owed"] = metrics.owed(conn, cutoff)
     ops = operations.gather(conn, start, end)
     quality = _quality(conn, settings, start, end, finance)
+    fresh = freshness.state(conn, settings, cutoff)
     return {
         "date": day.isoformat(),
         "period": {"from": iso(start), "to": iso(end)},
         "day_complete": days.is_over(day, cutoff),
         "cutoff": iso(cutoff),
-        "late_sources": _late_sources(conn, day, start, end, cutoff),
+        "late_sources": _late_sources(conn, day, start, end, cutoff, fresh["late"]),
         "summary_line": summary_line(finance, ops["retries"]["retries"]),
         "finance": finance,
         "quality": quality,
         "operations": ops,
-        "payments": _payments(finance),
+        "payments": _payments(finance, fresh),
         "notes": _notes(finance),
     }
 
@@ -120,7 +121,12 @@ def _band(score: float) -> str:
 
 
 def _late_sources(
-    conn: Connection, day: date, start: datetime, end: datetime, cutoff: datetime
+    conn: Connection,
+    day: date,
+    start: datetime,
+    end: datetime,
+    cutoff: datetime,
+    payments_late: str | None,
 ) -> list[dict[str, Any]]:
     late: list[dict[str, Any]] = []
     if not days.is_over(day, cutoff):
@@ -153,11 +159,12 @@ def _late_sources(
                 "count": total,
             }
         )
-    late.append({"source": "payments", "detail": PAYMENTS_LATE, "count": None})
+    if payments_late is not None:
+        late.append({"source": "payments", "detail": payments_late, "count": None})
     return late
 
 
-def _payments(finance: dict[str, Any]) -> dict[str, Any]:
+def _payments(finance: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
     owed = finance["owed"]
     return {
         "billed": finance["revenue"],
@@ -166,7 +173,9 @@ def _payments(finance: dict[str, Any]) -> dict[str, Any]:
         "owed": owed["amount"],
         "owed_jobs": owed["jobs"],
         "owed_ageing": owed["ageing"],
-        "reconciled": False,
+        "moved": finance["payments"],
+        "reconciled": fresh["configured"] and fresh["late"] is None,
+        "reconciled_at": fresh["reconciled_at"],
         "note": PAYMENTS_NOTE,
     }
 

@@ -7,7 +7,9 @@ from typing import Any
 
 from echopilot import retention
 from echopilot.alerts import engine as alerts
+from echopilot.errors import OperationFailed
 from echopilot.finance import optimizer
+from echopilot.payments import reconcile as payments
 from echopilot.queue.recovery import sweep
 from echopilot.reports import service as reports
 from echopilot.scheduler.tasks import TaskContext, TaskDef, register
@@ -39,6 +41,14 @@ def _optimizer(ctx: TaskContext) -> dict[str, Any]:
     # A proposal for the owner to apply, unless ECHOPILOT_OPTIMIZER_AUTO_APPLY says apply it.
     auto_apply = ctx.runtime.settings.optimizer_auto_apply
     return optimizer.run(ctx.runtime, dry_run=not auto_apply, actor="scheduler", now=ctx.now)
+
+
+def _payment_reconcile(ctx: TaskContext) -> dict[str, Any]:
+    result = payments.run(ctx.runtime, actor="scheduler", now=ctx.now)
+    if not result["ok"]:
+        # Recorded (the reports' freshness line reads it); the run shows as failed.
+        raise OperationFailed(result["error"])
+    return result
 
 
 register(
@@ -99,5 +109,16 @@ register(
         timeout=timedelta(minutes=30),
         description="Write the previous UTC day's report (JSON, HTML, CSV) and send its "
         "summary line to the alert channels.",
+    )
+)
+register(
+    TaskDef(
+        name="payment_reconcile",
+        func=_payment_reconcile,
+        default_schedule="every 15m",
+        schedule_from=lambda settings: "every 15m" if settings.payments_enabled else "off",
+        timeout=timedelta(minutes=10),
+        description="Apply Stripe events the webhook missed and make payment links that "
+        "are still pending (when STRIPE_SECRET_KEY is set).",
     )
 )

@@ -27,6 +27,7 @@ from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Client, Job
 from echopilot.jobs.status import Status, change, lock_job
 from echopilot.money import cents_text
+from echopilot.payments import status as payment_status
 from echopilot.queue.recovery import live_workers, sweep, waiting
 from echopilot.runtime import Runtime
 from echopilot.scheduler import store
@@ -240,7 +241,7 @@ def _look_around(runtime: Runtime, now: datetime, result: HealResult) -> None:
             .outerjoin(Client, Client.id == Job.client_id)
             .where(
                 Job.status == Status.DONE,
-                Job.payment_status == "unpaid",
+                Job.payment_status.in_(payment_status.OWED),
                 Job.qa_score >= UNPAID_MIN_QA,
                 Job.finished_at < now - UNPAID_AFTER,
             )

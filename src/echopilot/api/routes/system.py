@@ -33,7 +33,7 @@ FEATURES = {
     "retention": True,
     "reports": True,
     "briefs": False,
-    "payments": False,
+    "payments": True,
 }
 
 

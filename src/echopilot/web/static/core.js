@@ -326,6 +326,8 @@ export function statusBadge(status) {
 /* ------------------------------------------------------------------ jobs */
 
 export const RETRYABLE = new Set(["failed", "dead", "needs_review", "cancelled"]);
+// Payment statuses of a billed job that still owes its price (payments/status.py OWED).
+export const OWED = new Set(["not_configured", "link_pending", "unpaid", "payment_failed"]);
 export const CANCELLABLE = new Set(["queued", "processing", "failed"]);
 export const JOBS_CHANGED = "echopilot:jobs-changed";
 

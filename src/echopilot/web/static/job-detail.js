@@ -7,6 +7,7 @@ import {
   $,
   CANCELLABLE,
   DASH,
+  OWED,
   RETRYABLE,
   api,
   button,
@@ -140,7 +141,7 @@ function jobActions(job, msg) {
     out.push(act("Retry", "/api/jobs/" + job.id + "/retry", "Retrying…", () => "Queued again."));
   if (CANCELLABLE.has(job.status))
     out.push(act("Cancel", "/api/jobs/" + job.id + "/cancel", "Cancelling…", () => "Cancelled."));
-  if (state.features.payments && job.payment_status === "unpaid") {
+  if (state.features.payments && OWED.has(job.payment_status)) {
     out.push(act("Mark paid", "/api/payments/" + job.id + "/mark-paid", "Marking…", () => "Marked paid."));
   }
   return out;
