@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
 .PHONY: run test lint format bench demo worker clean help start-automations \
-	stop-automations status-automations retention run-selfheal check-alerts optimize daily-report finance
+	stop-automations status-automations retention run-selfheal check-alerts optimize daily-report finance \
+	payments reconcile-payments
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/make \1\t\2/' | expand -t 28
@@ -45,6 +46,7 @@ bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/ops.py
 	$(BIN)/python bench/finance.py
+	$(BIN)/python bench/webhook.py
 
 demo: $(STAMP) ## load 30 days of demo history (remove: echopilot demo reset)
 	$(EP) demo seed
@@ -78,6 +80,12 @@ daily-report: $(STAMP) ## write yesterday's daily report (JSON, HTML, CSV) and s
 
 finance: $(STAMP) ## revenue, cost, profit, margin and ROI over 7 and 30 days, with breakdowns
 	$(EP) finance
+
+payments: $(STAMP) ## billed jobs by payment status, money in, disputes, last Stripe reconciliation
+	$(EP) payments status
+
+reconcile-payments: $(STAMP) ## apply Stripe events the webhook missed and make pending payment links
+	$(EP) payments reconcile
 
 clean: ## remove .venv and the tool caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

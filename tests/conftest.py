@@ -24,6 +24,7 @@ import pytest
 from echopilot.config import Settings, load_settings
 from echopilot.runtime import Runtime
 from tests.fakes.model_server import FakeModelServer
+from tests.fakes.stripe_server import FakeStripeServer
 
 # The browser tests' shared fixtures (browser, watch, page).
 pytest_plugins = ["tests.browser_support"]
@@ -100,6 +101,13 @@ def redis_queue() -> Iterator[tuple[str, str]]:
 @pytest.fixture
 def model_server() -> Iterator[FakeModelServer]:
     server = FakeModelServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stripe_server() -> Iterator[FakeStripeServer]:
+    server = FakeStripeServer().start()
     yield server
     server.stop()
 

@@ -189,9 +189,9 @@ def test_a_job_that_needs_review_is_approved_from_its_detail(
     expect(dialog.locator(".detail-actions .status")).to_have_text("done")
     expect(dialog.locator(".detail-actions .form-msg")).to_contain_text("Approved")
     expect(dialog.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
-    expect(dialog.locator('[data-field="payment_status"] dd')).to_have_text("unpaid")
+    expect(dialog.locator('[data-field="payment_status"] dd')).to_have_text("not_configured")
     shown = server.api("GET", f"/api/jobs/{job_id}")
-    assert (shown["status"], shown["payment_status"]) == ("done", "unpaid")
+    assert (shown["status"], shown["payment_status"]) == ("done", "not_configured")
     # The table was refreshed: the job left the needs-review list.
     expect(job_row(page, job_id)).to_have_count(0)
     page.click("#job-dialog-close")

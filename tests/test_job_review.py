@@ -54,7 +54,7 @@ def test_approving_from_the_cli_bills_the_job_like_a_done_one(
     assert result.returncode == 0, result.stderr
     approved = json.loads(result.stdout)
     assert approved["status"] == "done"
-    assert approved["payment_status"] == "unpaid"
+    assert approved["payment_status"] == "not_configured"
     assert approved["price_usd"] == "8.00"
     assert ("cli", "job.approve", f"job:{job_id}") in audited(rt)
 
@@ -88,7 +88,7 @@ def test_the_api_approves_and_rejects_and_refuses_other_states(
     first, second = needs_review(rt, "first"), needs_review(rt, "second")
     with api_client(rt) as client:
         approved = assert_ok(client.post(f"/api/jobs/{first}/approve"))
-        assert (approved["status"], approved["payment_status"]) == ("done", "unpaid")
+        assert (approved["status"], approved["payment_status"]) == ("done", "not_configured")
         assert_error(client.post(f"/api/jobs/{first}/approve"), 409, "conflict")
 
         rejected = assert_ok(

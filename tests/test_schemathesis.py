@@ -39,7 +39,11 @@ EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 10}
 
 @pytest.fixture
 def api_schema(make_runtime: Callable[..., Runtime]) -> Any:
-    rt = make_runtime(ai_provider="offline", allow_process_control=False)
+    rt = make_runtime(
+        ai_provider="offline",
+        allow_process_control=False,
+        stripe_webhook_secret="whsec_schemathesis_test_secret",
+    )
     loaded = schemathesis.openapi.from_asgi(
         "/openapi.json", create_app(rt, TEST_KEY), headers={"X-Dash-Key": TEST_KEY}
     )

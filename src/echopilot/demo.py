@@ -21,7 +21,7 @@ from echopilot import audit
 from echopilot.clock import utcnow
 from echopilot.db.engine import write_session
 from echopilot.db.migrate import refresh_statistics
-from echopilot.db.models import Client, Job, JobAttempt, JobEvent, PriceRule
+from echopilot.db.models import Client, Job, JobAttempt, JobEvent, Payment, PriceRule
 from echopilot.jobs import costing, pricing
 from echopilot.runtime import Runtime
 
@@ -77,6 +77,7 @@ def _delete_demo_rows(session: Session) -> dict[str, int]:
     in_use = select(Job.client_id).where(Job.client_id.is_not(None))
     statements = {
         "events": delete(JobEvent).where(JobEvent.job_id.in_(demo_jobs)),
+        "payments": delete(Payment).where(Payment.job_id.in_(demo_jobs)),
         "attempts": delete(JobAttempt).where(JobAttempt.job_id.in_(demo_jobs)),
         "jobs": delete(Job).where(Job.is_demo),
         "clients": delete(Client).where(Client.is_demo, Client.id.not_in(in_use)),
@@ -122,7 +123,7 @@ def seed(
         ]
         jobs = [j for j in jobs if j["created_at"] < now]
         jobs.sort(key=lambda j: j["created_at"])
-        total_attempts += _insert_day(runtime, jobs)
+        total_attempts += _insert_day(runtime, jobs, now)
         total_jobs += len(jobs)
         if progress:
             progress(days - day_index + 1, days)
@@ -291,7 +292,7 @@ def _attempt(
     }
 
 
-def _insert_day(runtime: Runtime, jobs: list[dict[str, Any]]) -> int:
+def _insert_day(runtime: Runtime, jobs: list[dict[str, Any]], now: datetime) -> int:
     if not jobs:
         return 0
     attempts = 0
@@ -302,9 +303,11 @@ def _insert_day(runtime: Runtime, jobs: list[dict[str, Any]]) -> int:
                 insert(Job).returning(Job.id, sort_by_parameter_order=True),
                 [j["row"] for j in chunk],
             ).all()
-            attempt_rows, events = [], []
+            attempt_rows, events, paid = [], [], []
             for job_id, job in zip(ids, chunk, strict=True):
                 row = job["row"]
+                if row["payment_status"] == "paid":
+                    paid.append(_demo_payment(job_id, row, now))
                 for a in job["attempts"]:
                     attempt_rows.append({**a, "job_id": job_id})
                 events.append(
@@ -329,5 +332,24 @@ def _insert_day(runtime: Runtime, jobs: list[dict[str, Any]]) -> int:
                 )
             session.execute(insert(JobAttempt), attempt_rows)
             session.execute(insert(JobEvent), events)
+            if paid:
+                session.execute(insert(Payment), paid)
             attempts += len(attempt_rows)
     return attempts
+
+
+def _demo_payment(job_id: int, row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The ledger entry of a paid demo job: its price, received half a day after it finished
+    (so revenue paid shows in finance like a real business's)."""
+    moved = min(row["finished_at"] + timedelta(hours=12), now)
+    return {
+        "entry_key": f"demo:{job_id}",
+        "job_id": job_id,
+        "kind": "payment",
+        "amount_cents": row["price_cents"],
+        "currency": "usd",
+        "method": "demo",
+        "status": "succeeded",
+        "moved_at": moved,
+        "recorded_at": moved,
+    }

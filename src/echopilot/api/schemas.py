@@ -42,7 +42,11 @@ class JobOut(BaseModel):
     cost_known_usd: str
     unpriced_models: list[str]
     price_usd: str | None
-    payment_status: str
+    payment_status: str = Field(
+        description="na (not billed), not_configured, link_pending, unpaid, payment_failed, "
+        "paid, partially_refunded, refunded, disputed or dispute_lost"
+    )
+    payment_link: str | None = Field(default=None, description="The Stripe payment link")
     error: str | None
     error_kind: str | None
     retry_at: str | None

@@ -206,6 +206,7 @@ def _print_job(job: dict[str, Any]) -> None:
         "cost_usd",
         "price_usd",
         "payment_status",
+        "payment_link",
         "created_at",
         "finished_at",
         "error",

@@ -53,8 +53,12 @@ class Reading:
     failure: str | None = None
 
 
+# Stripe's times are Unix seconds; anything outside these bounds is not a time.
+LATEST = 4_102_444_800  # 2100-01-01
+
+
 def _when(seconds: Any) -> datetime | None:
-    if isinstance(seconds, bool) or not isinstance(seconds, int):
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 < seconds < LATEST:
         return None
     return datetime.fromtimestamp(seconds, UTC)
 
@@ -87,6 +91,8 @@ def check(event: Any) -> dict[str, Any]:
             raise BadEvent(f"the event's {name!r} is missing or not a {kind.__name__}")
     if not event["id"] or len(event["id"]) > 100 or len(event["type"]) > 100:
         raise BadEvent("the event's 'id' or 'type' is empty or too long")
+    if _when(event["created"]) is None:
+        raise BadEvent("the event's 'created' is not a Unix time")
     data = event.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise BadEvent("the event has no data.object")
@@ -215,6 +221,7 @@ def apply(session: Session, event: dict[str, Any], *, via: str, now: datetime) -
     result = _apply_reading(session, event, reading, job, now)
     row.outcome, row.job_id, row.detail = APPLIED, job.id, result.detail
     _apply_waiting(session, job, now)
+    result.payment_status = job.payment_status
     return result
 
 
@@ -255,16 +262,20 @@ def idempotency_key(job: Job) -> str:
 
 
 def _tie(session: Session, side: JobPayment, reading: Reading, now: datetime) -> None:
-    """Remember the job's Stripe ids, unless another job holds one (then it is not its)."""
+    """Remember the job's Stripe ids, unless another job holds one (then it is not its).
+    The ids of a successful payment replace those of an earlier failed attempt: later
+    events (a refund, a dispute) are about the payment that succeeded."""
+    succeeded = bool(reading.payments)
     for attr, value in (
         ("link_id", reading.link_id),
         ("payment_intent", reading.intent),
         ("charge", reading.charge),
     ):
-        if value is None or getattr(side, attr) == value:
+        current = getattr(side, attr)
+        if value is None or current == value or (current is not None and not succeeded):
             continue
         taken = session.scalar(select(JobPayment.job_id).where(getattr(JobPayment, attr) == value))
-        if taken is None and getattr(side, attr) is None:
+        if taken is None:
             setattr(side, attr, value)
             side.updated_at = now
     session.flush()
@@ -403,6 +414,22 @@ def _apply_waiting(session: Session, job: Job, now: datetime) -> None:
         )
 
 
+def settle_pending(session: Session, event_id: str, now: datetime) -> Applied | None:
+    """Apply a pending event if its job is known by now (a payment committed meanwhile);
+    None when it is still waiting or was applied already."""
+    row = session.get(StripeEvent, event_id)
+    if row is None or row.outcome != PENDING or row.payload is None:
+        return None
+    job = _job_for(session, read(row.payload))
+    if job is None:
+        return None
+    # Read again under the job's lock: the payment's transaction may have applied it.
+    row = session.get(StripeEvent, event_id, with_for_update=True, populate_existing=True)
+    if row is None or row.outcome != PENDING:
+        return None
+    return apply_pending_to(session, row, job.id, now)
+
+
 def apply_pending_to(session: Session, row: StripeEvent, job_id: int, now: datetime) -> Applied:
     """Apply a pending event to the job Stripe says it belongs to (reconciliation)."""
     job = session.get(Job, job_id, with_for_update=True)
@@ -415,4 +442,5 @@ def apply_pending_to(session: Session, row: StripeEvent, job_id: int, now: datet
         f"; {result.detail}" if result.detail else ""
     )
     _apply_waiting(session, job, now)
+    result.payment_status = job.payment_status
     return result

@@ -8,6 +8,7 @@ request; trying again will not help until someone fixes it). Neither carries the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -41,19 +42,42 @@ class Refused(Exception):
     """Stripe refused the request (key, permissions, parameters): a person must act."""
 
 
+class NotFound(Refused):
+    """Stripe has no such object on this account."""
+
+
+# The library's connection errors end with the cause in parentheses; within it, the
+# operating system's reason or the timeout is what a person needs.
+_NETWORK_CAUSE = re.compile(r"\(Network error: (.*)\)\s*$")
+_OS_REASON = re.compile(r"\[Errno -?\d+\][^'\")\]]*|(?:Read|Connect|Connection) timed out")
+_URL = re.compile(r" with url: \S+")
+
+
+def _network_cause(message: str) -> str:
+    found = _NETWORK_CAUSE.search(message)
+    detail = found.group(1) if found else message
+    reason = _OS_REASON.search(detail)
+    if reason:
+        return reason.group(0).strip().rstrip(".")
+    return _URL.sub("", detail)[:200]
+
+
 def _explain(exc: stripe.StripeError) -> Exception:
     status = getattr(exc, "http_status", None)
-    # The library's messages name no key; keep only the first line of what Stripe said.
-    message = (getattr(exc, "user_message", None) or str(exc) or type(exc).__name__).strip()
-    message = message.splitlines()[0][:300] if message else type(exc).__name__
-    if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError) or (
-        status is not None and status >= 500
-    ):
-        return Unreachable(f"Stripe unreachable: {message}")
+    # The library's messages name no key; one line, bounded.
+    message = " ".join(str(getattr(exc, "user_message", None) or exc or "").split())
+    message = message or type(exc).__name__
+    if isinstance(exc, stripe.APIConnectionError):
+        return Unreachable(f"Stripe unreachable: could not connect ({_network_cause(message)})")
+    message = message[:300]
+    if isinstance(exc, stripe.RateLimitError) or (status is not None and status >= 500):
+        return Unreachable(f"Stripe unreachable: {status or 'no status'} {message}")
     if isinstance(exc, stripe.AuthenticationError):
         return Refused("Stripe refused the key (STRIPE_SECRET_KEY): " + message)
     if isinstance(exc, stripe.PermissionError):
-        return Refused("the Stripe key lacks a permission: " + message)
+        return Refused("the Stripe key (STRIPE_SECRET_KEY) lacks a permission: " + message)
+    if status == 404 or getattr(exc, "code", None) == "resource_missing":
+        return NotFound(f"Stripe has no such object: {message}")
     return Refused(f"Stripe refused the request ({status or 'no status'}): {message}")
 
 

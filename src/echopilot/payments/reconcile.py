@@ -20,7 +20,7 @@ from echopilot.clock import iso, utcnow
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import PaymentReconcile, StripeEvent
 from echopilot.payments import events, links
-from echopilot.payments.gateway import Gateway, Refused, Unreachable
+from echopilot.payments.gateway import Gateway, NotFound, Refused, Unreachable
 from echopilot.payments.webhook import apply_once
 from echopilot.runtime import Runtime
 
@@ -151,7 +151,7 @@ def _pending(runtime: Runtime, gateway: Gateway, now: datetime) -> int:
                     intent = events.stripe_id(gateway.charge(charge).get("payment_intent"))
             if intent is not None:
                 job_id = events.job_of_metadata(gateway.payment_intent(intent))
-        except Refused as exc:  # no such payment on this account
+        except NotFound as exc:  # no such payment on this account: not ours
             refused = str(exc)
         with write_session(runtime.sessions) as session:
             row = session.get(StripeEvent, event_id, with_for_update=True)

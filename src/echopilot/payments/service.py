@@ -14,6 +14,7 @@ from echopilot.clock import iso, utcnow
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Client, Dispute, Job, JobPayment, Payment, StripeEvent
 from echopilot.errors import ConflictError, InputError, NotFoundError
+from echopilot.finance import metrics
 from echopilot.jobs.intake import check_text
 from echopilot.money import cents_text, usd_to_cents
 from echopilot.payments import freshness, ledger, reconcile
@@ -276,6 +277,7 @@ def overview(runtime: Runtime, *, now: datetime | None = None) -> dict[str, Any]
         )
         last_event = session.scalar(select(func.max(StripeEvent.received_at)))
         fresh = freshness.state(session.connection(), settings, now)
+        owed = metrics.owed(session.connection(), now)
     last_try = reconcile.last_run(runtime) if settings.payments_enabled else None
     return {
         "configured": settings.payments_enabled,
@@ -283,6 +285,7 @@ def overview(runtime: Runtime, *, now: datetime | None = None) -> dict[str, Any]
         "by_status": {s: int(by_status.get(s, 0)) for s in st.ALL if s != st.NA},
         "paid_7d": moved[7],
         "paid_30d": moved[30],
+        "owed": owed,
         "open_disputes": int(open_disputes or 0),
         "events_waiting": int(pending_events or 0),
         "last_event_at": iso(last_event),

@@ -43,7 +43,7 @@ def verify(runtime: Runtime, body: bytes, header: str | None, now: datetime) -> 
     secret = settings.stripe_webhook_secret
     if secret is None:
         raise WebhookRefused(
-            503, "not_configured", "Stripe webhooks are off: set STRIPE_WEBHOOK_SECRET"
+            400, "not_configured", "Stripe webhooks are off: set STRIPE_WEBHOOK_SECRET"
         )
     if not header:
         raise WebhookRefused(400, "bad_signature", "the Stripe-Signature header is missing")
@@ -81,11 +81,16 @@ def verify(runtime: Runtime, body: bytes, header: str | None, now: datetime) -> 
 
 
 def _timestamp(header: str) -> int:
-    for part in header.split(","):
-        name, _, value = part.partition("=")
-        if name.strip() == "t" and value.strip().isdigit():
-            return int(value.strip())
-    raise WebhookRefused(400, "bad_signature", "the Stripe-Signature header has no timestamp")
+    """The signed timestamp, read exactly as the stripe library reads it (the first item
+    named `t`): the time checked is the time the signature was verified with."""
+    items = [item.split("=", 2) for item in header.split(",")]
+    stamps = [item[1] for item in items if item[0] == "t" and len(item) > 1]
+    try:
+        return int(stamps[0])
+    except (IndexError, ValueError):
+        raise WebhookRefused(
+            400, "bad_signature", "the Stripe-Signature header has no timestamp"
+        ) from None
 
 
 def receive(
@@ -112,7 +117,13 @@ def apply_once(runtime: Runtime, event: dict[str, Any], *, via: str, now: dateti
     for attempt in (1, 2):
         try:
             with write_session(runtime.sessions) as session:
-                return events.apply(session, event, via=via, now=now)
+                result = events.apply(session, event, via=via, now=now)
+            if result.outcome == events.PENDING:
+                # Its payment may have been applied at the same moment in another
+                # transaction, which could not see this event waiting: look again now.
+                with write_session(runtime.sessions) as session:
+                    result = events.settle_pending(session, event["id"], now) or result
+            return result
         except IntegrityError:
             with read_session(runtime.sessions) as session:
                 if session.get(StripeEvent, event["id"]) is not None:

@@ -80,6 +80,9 @@ class PaymentsOverview(BaseModel):
     by_status: dict[str, int]
     paid_7d: dict[str, str]
     paid_30d: dict[str, str]
+    owed: dict[str, Any] = Field(
+        description="Billed and not paid: jobs, amount, ageing (0_7d, 8_30d, over_30d)"
+    )
     open_disputes: int
     events_waiting: int
     last_event_at: str | None

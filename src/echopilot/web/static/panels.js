@@ -12,6 +12,7 @@ import { mountBrief } from "./brief.js";
 import { mountFinance } from "./finance.js";
 import { mountOperations } from "./operations.js";
 import { mountOptimizer } from "./optimizer.js";
+import { mountPayments } from "./payments.js";
 import { mountReports } from "./reports.js";
 
 const PANELS = {
@@ -25,6 +26,7 @@ const PANELS = {
   operations: { id: "panel-operations", title: "Operations", mount: mountOperations },
   alerts: { id: "panel-alerts", title: "Alerts", feature: "alerts", release: "alerts", mount: mountAlerts },
   finance: { id: "panel-finance", title: "Finance", feature: "finance", release: "finance", mount: mountFinance },
+  payments: { id: "panel-payments", title: "Payments", feature: "payments", release: "payments", mount: mountPayments },
   brief: { id: "panel-brief", title: "CEO brief", feature: "briefs", release: "briefs", mount: mountBrief },
   reports: {
     id: "panel-reports",
