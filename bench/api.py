@@ -36,7 +36,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -50,7 +49,14 @@ from pathlib import Path
 
 import httpx
 
-from common import machine, percentile
+from common import (
+    STOP_TIMEOUT_SECONDS,
+    SetupError,
+    machine,
+    percentile,
+    start_server,
+    stop_server,
+)
 from loadgen import LoadResult, closed_loop, open_loop
 
 DAYS = 30
@@ -78,8 +84,6 @@ RECOVERY_WAIT_SECONDS = 40.0
 DASHBOARD_KEY = "bench-api-key-0123456789abcdefgh"
 KEY_HEADER = "X-Dash-Key"
 IDLE_REQUESTS = 20  # sequential requests per endpoint before its load run (warm-up too)
-START_TIMEOUT_SECONDS = 120.0
-STOP_TIMEOUT_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -203,10 +207,6 @@ class OpenFigure:
         return 100 * self.server_cpu_seconds / seconds if seconds > 0 else 0.0
 
 
-class SetupError(RuntimeError):
-    """The benchmark could not be set up (not a slow machine: something is broken)."""
-
-
 # -- environment and processes ----------------------------------------------------------
 
 
@@ -289,45 +289,6 @@ def seed(env: dict[str, str], cwd: Path, home: Path, jobs: int) -> SeedFigure:
         db_bytes=db.stat().st_size,
         wal_bytes=wal.stat().st_size if wal.exists() else 0,
     )
-
-
-def start_server(env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen[bytes]:
-    """`python -m echopilot serve --port <port>`, returned once /health answers 200."""
-    out = (cwd / "serve.out").open("ab")  # appended: a restarted server keeps the first's
-    process = subprocess.Popen(
-        [sys.executable, "-m", "echopilot", "serve", "--port", str(port), "--quiet"],
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    out.close()
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    with httpx.Client(timeout=5.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = (cwd / "serve.out").read_text(errors="replace")[-2000:]
-                raise SetupError(f"the server exited at start ({process.returncode}): {tail}")
-            try:
-                if client.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                    return process
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-    stop_server(process)
-    raise SetupError(f"the server did not answer /health within {START_TIMEOUT_SECONDS:.0f} s")
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(STOP_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(STOP_TIMEOUT_SECONDS)
 
 
 class Server:

@@ -39,7 +39,6 @@ import json
 import os
 import random
 import re
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -60,7 +59,7 @@ from echopilot.clock import utcnow
 from echopilot.db.models import Job
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, percentile
+from common import SetupError, machine, percentile, start_server, stop_server
 
 DEFAULT_JOBS = 1_000
 DEFAULT_CONCURRENCY = (8, 32)
@@ -71,13 +70,7 @@ KEY = "bench-webhook-key-0123456789abcdef"
 SECRET = "whsec_bench_0123456789abcdefghijklmnopqrstuv"
 STRIPE_KEY = "sk_test_bench_0123456789abcdefghijklmnop"
 TIMEOUT_SECONDS = 60.0
-START_TIMEOUT_SECONDS = 120.0
-STOP_TIMEOUT_SECONDS = 15.0
 MAX_RETRIES = 50  # 503s for one delivery before it counts as failed
-
-
-class SetupError(RuntimeError):
-    """The benchmark could not be set up (not a slow machine: something is broken)."""
 
 
 @dataclass(frozen=True)
@@ -350,45 +343,6 @@ def plan(prices: dict[int, int], replay_share: float, rng: random.Random) -> Pla
 
 
 # -- server -----------------------------------------------------------------------------------
-
-
-def start_server(env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen[bytes]:
-    """`python -m echopilot serve --port <port>`, returned once /health answers 200."""
-    out = (cwd / "serve.out").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "echopilot", "serve", "--port", str(port), "--quiet"],
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    out.close()
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    with httpx.Client(timeout=5.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = (cwd / "serve.out").read_text(errors="replace")[-2000:]
-                raise SetupError(f"the server exited at start ({process.returncode}): {tail}")
-            try:
-                if client.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                    return process
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-    stop_server(process)
-    raise SetupError(f"the server did not answer /health within {START_TIMEOUT_SECONDS:.0f} s")
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(STOP_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(STOP_TIMEOUT_SECONDS)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -88,10 +88,10 @@ def test_seed_loads_a_month_of_varied_history_with_a_quality_dip_and_unpaid_tail
     done = [j for j in jobs if j.status == "done"]
     recent = [j for j in done if days_ago(j) <= 5]
     older = [j for j in done if days_ago(j) > 5]
-    unpaid = [j for j in done if j.payment_status == "unpaid"]
+    unpaid = [j for j in done if j.payment_status == "not_configured"]
     assert recent and older
-    assert all(j.payment_status == "unpaid" for j in recent), "recent work is not paid yet"
-    assert sum(j.payment_status == "unpaid" for j in older) / len(older) < 0.15
+    assert all(j.payment_status == "not_configured" for j in recent), "recent work is not paid yet"
+    assert sum(j.payment_status == "not_configured" for j in older) / len(older) < 0.15
     assert sum(days_ago(j) <= 5 for j in unpaid) / len(unpaid) > 0.6, "unpaid is mostly recent"
 
     assert all(j.is_demo and j.source == j.provider == "demo" for j in jobs), "marked demo"

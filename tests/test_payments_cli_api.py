@@ -103,6 +103,7 @@ def test_mark_paid_through_the_api_is_audited_and_counted(
         "price": "10.00",
         "note": "bank transfer",
         "actor": "api",
+        "link": None,  # EchoPilot made no Stripe link for it
     }
     assert payment_status(rt, job) == "paid"
     assert payment_status(rt, other) == "unpaid"
@@ -257,6 +258,7 @@ def test_mark_paid_from_the_cli_is_audited_and_shown(plain_rt: Runtime) -> None:
         "price": "10.00",
         "note": "bank transfer",
         "actor": "cli",
+        "link": None,
     }
     assert audit_of(rt) == [
         (

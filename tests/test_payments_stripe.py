@@ -446,7 +446,10 @@ def test_when_stripe_is_unreachable_reconcile_fails_visibly_and_recovers(
         )
         assert last is not None
         assert (last.ok, last.error) == (False, result["error"])
-    late = late_line(rt, now)
+    # One failed run is no gap yet (the next, 15 minutes on, usually succeeds); an hour
+    # without a good one is, and the line names the last failure.
+    assert late_line(rt, now) is None
+    late = late_line(rt, earlier + timedelta(minutes=61))
     assert late is not None
     assert late.startswith("Stripe not reconciled since")
     assert result["error"] in late
@@ -547,3 +550,44 @@ def test_a_failed_payment_and_a_lost_dispute_open_their_alerts_once(
     assert wanted <= {f["key"] for f in second["firing"]}  # still true, not sent again
     for key in wanted:
         assert count(rt, Alert, Alert.key == key) == 1
+
+
+def test_marking_a_linked_job_paid_closes_its_link_and_a_second_payment_is_flagged(
+    make_runtime: Callable[..., Runtime], stripe_server: FakeStripeServer
+) -> None:
+    rt = make_runtime(**stripe_settings(stripe_server))
+    job_id = linked_job(rt)
+    link = job_view(rt, job_id)["payment_link"]
+    link_id = service.job_detail(rt, job_id)["link"]["id"]
+
+    marked = service.mark_paid(rt, job_id, actor="test", note="bank transfer")
+
+    assert (marked["payment_status"], marked["link"]) == ("paid", "deactivated")
+    assert stripe_server.links[link_id]["active"] is False
+    assert len(stripe_server.link_requests()) == 1  # closing it made no new link
+    # The client paid through the link anyway (say, a page left open before it closed).
+    stripe_server.pay(link)
+    assert reconcile.run(rt, actor="test")["ok"] is True
+    assert ledger(rt, job_id) == [("payment", SUMMARY_CENTS), ("payment", SUMMARY_CENTS)]
+    assert job_view(rt, job_id)["payment_status"] == "paid"
+    notes = [e for e in service.job_detail(rt, job_id)["events"] if e["outcome"] == "applied"]
+    assert notes, "the second payment's event was applied"
+
+    found = check(rt, now=utcnow(), actor="test")
+    assert f"paid_twice:{job_id}" in found["opened"]
+    flagged = next(f for f in found["firing"] if f["key"] == f"paid_twice:{job_id}")
+    assert "$16.00 kept on a price of $8.00" in flagged["title"]
+
+
+def test_marking_paid_while_stripe_is_unreachable_says_the_link_is_still_open(
+    make_runtime: Callable[..., Runtime], stripe_server: FakeStripeServer
+) -> None:
+    rt = make_runtime(**stripe_settings(stripe_server))
+    job_id = linked_job(rt)
+    stripe_server.stop()
+
+    marked = service.mark_paid(rt, job_id, actor="test")
+
+    assert marked["payment_status"] == "paid"  # the money is recorded whatever Stripe says
+    assert marked["link"].startswith("still open: Stripe unreachable")
+    assert "deactivate it in Stripe" in marked["link"]

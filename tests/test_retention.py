@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from echopilot import audit, retention
 from echopilot.db.engine import read_session, write_session
-from echopilot.db.models import AuditLog, Job, ScheduleRun
+from echopilot.db.models import AuditLog, Job, PaymentReconcile, ScheduleRun
 from echopilot.jobs import intake
 from echopilot.runtime import Runtime
 from echopilot.scheduler import store
@@ -155,3 +155,39 @@ def test_stamps_are_read_from_names() -> None:
         2025, 10, 20, 12, 35, 56, tzinfo=UTC
     )
     assert retention.name_stamp("notes.json") is None
+
+
+def test_old_stripe_reconciliations_are_pruned_but_the_newest_good_one_stays(
+    offline: Runtime,
+) -> None:
+    rt = offline
+    old = NOW - timedelta(days=120)
+
+    def runs(*oks: bool) -> list[int]:
+        with write_session(rt.sessions) as session:
+            rows = [
+                PaymentReconcile(
+                    started_at=old + timedelta(hours=n),
+                    finished_at=old + timedelta(hours=n, seconds=5),
+                    ok=ok,
+                    actor="scheduler",
+                    events_read=0,
+                    events_applied=0,
+                    links_created=0,
+                )
+                for n, ok in enumerate(oks)
+            ]
+            session.add_all(rows)
+            session.flush()
+            return [r.id for r in rows]
+
+    good, newest_good, failed = runs(True, True, False)
+
+    result = retention.run(rt, dry_run=False, now=NOW)
+
+    # The freshness line still knows when Stripe was last reconciled, however long ago.
+    assert result.rows["payment_reconciles"] == 1
+    with read_session(rt.sessions) as session:
+        left = set(session.scalars(select(PaymentReconcile.id)))
+    assert left == {newest_good, failed}
+    assert good not in left

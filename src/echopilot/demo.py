@@ -208,7 +208,7 @@ def _fake_job(
         )
         if status == "done":
             tail = days_ago <= UNPAID_TAIL_DAYS
-            payment = "unpaid" if tail or rng.random() < 0.04 else "paid"
+            payment = "not_configured" if tail or rng.random() < 0.04 else "paid"
     finished = created + timedelta(milliseconds=duration_ms * attempts)
     error = None
     if status == "dead":

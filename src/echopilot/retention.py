@@ -3,8 +3,9 @@
 Files are judged by the timestamp in their name (brief_20251020_123556.json,
 daily_report_20251020.csv), never by mtime, which copies and restores change. A file with
 no timestamp in its name is never deleted. Rows pruned: schedule runs, stale process
-heartbeats, alert events and resolved alerts older than ECHOPILOT_RETENTION_ROW_DAYS.
-Jobs, attempts, job events, payments, briefs and the audit log are never deleted here.
+heartbeats, alert events, resolved alerts and Stripe reconciliation runs (but the newest
+good one) older than ECHOPILOT_RETENTION_ROW_DAYS. Jobs, attempts, job events, payments,
+Stripe events, briefs and the audit log are never deleted here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import (
     Alert,
     AlertEvent,
+    PaymentReconcile,
     SchedulerInstance,
     ScheduleRun,
     WorkerHeartbeat,
@@ -31,6 +33,9 @@ from echopilot.runtime import Runtime
 
 _STAMP = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})(?:[T_-]?(\d{2})[:-]?(\d{2})[:-]?(\d{2}))?")
 ROW_BATCH = 1000
+_NEWEST_GOOD_RECONCILE = (
+    select(func.max(PaymentReconcile.id)).where(PaymentReconcile.ok.is_(True)).scalar_subquery()
+)
 
 
 @dataclass
@@ -175,6 +180,12 @@ def _prune_rows(
         ("worker_heartbeats", WorkerHeartbeat.worker, [WorkerHeartbeat.heartbeat_at < cutoff]),
         ("alert_events", AlertEvent.id, [AlertEvent.at < cutoff]),
         ("alerts", Alert.id, [Alert.status == "resolved", Alert.resolved_at < cutoff]),
+        (
+            "payment_reconciles",
+            PaymentReconcile.id,
+            # The newest good one stays: it says how fresh the payment figures are.
+            [PaymentReconcile.started_at < cutoff, PaymentReconcile.id < _NEWEST_GOOD_RECONCILE],
+        ),
     ]
     counts: dict[str, int] = {}
     for table, key, conditions in targets:

@@ -8,6 +8,7 @@ newest first with ``has_more`` and ``starting_after``, and 404 ``resource_missin
 unknown id:
 
     POST /v1/payment_links          GET /v1/payment_links/{id}
+    POST /v1/payment_links/{id}     (active=false: deactivate)
     GET  /v1/events                 GET /v1/events/{id}
     GET  /v1/payment_intents/{id}   GET /v1/charges/{id}
 
@@ -248,7 +249,8 @@ class FakeStripeServer:
             ]
 
     def link_requests(self) -> list[Seen]:
-        return self.seen("POST", "/v1/payment_links")
+        """The requests that create a payment link (not those that update one)."""
+        return [r for r in self.seen("POST", "/v1/payment_links") if r.path == "/v1/payment_links"]
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -625,6 +627,8 @@ class FakeStripeServer:
         with self._lock:
             if resource == "payment_links" and method == "POST" and not rest:
                 return self._create_link(seen)
+            if resource == "payment_links" and method == "POST" and len(rest) == 1:
+                return self._update_link(rest[0], seen)
             if method != "GET" or len(rest) > 1:
                 raise self._unknown(method, path)
             if resource == "events" and not rest:
@@ -654,6 +658,14 @@ class FakeStripeServer:
                 "type": "invalid_request_error",
             },
         )
+
+    def _update_link(self, link_id: str, seen: Seen) -> dict[str, Any]:
+        link = self.links.get(link_id)
+        if link is None:
+            raise _missing("payment_link", link_id)
+        if "active" in seen.form:
+            link["active"] = seen.form["active"] == "true"
+        return _public(link)
 
     def _create_link(self, seen: Seen) -> dict[str, Any]:
         form = seen.form

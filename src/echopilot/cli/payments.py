@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from echopilot.cli.common import JsonOption, console, output, runtime
 from echopilot.errors import OperationFailed
@@ -29,24 +30,26 @@ def status_command(as_json: bool = JsonOption) -> None:
 def _print_status(d: dict[str, Any]) -> None:
     state = "on" if d["configured"] else "off (set STRIPE_SECRET_KEY)"
     hook = "on" if d["webhook_configured"] else "off (set STRIPE_WEBHOOK_SECRET)"
-    console.print(f"Stripe: {state}; webhook: {hook}", highlight=False)
+    console.print(f"Stripe: {state}; webhook: {hook}", highlight=False, markup=False)
     counts = ", ".join(f"{k} {v}" for k, v in d["by_status"].items() if v) or "no billed job yet"
-    console.print(f"Billed jobs: {counts}", highlight=False)
+    console.print(f"Billed jobs: {counts}", highlight=False, markup=False)
     for days in (7, 30):
         m = d[f"paid_{days}d"]
         console.print(
             f"Last {days} days: received ${m['received']}, refunded ${m['refunded']}, "
             f"disputed ${m['disputed']}, reinstated ${m['reinstated']}, net ${m['net']}",
             highlight=False,
+            markup=False,
         )
     console.print(
         f"Open disputes: {d['open_disputes']}; events waiting for their job: {d['events_waiting']}",
         highlight=False,
+        markup=False,
     )
     if d["reconciled_at"]:
-        console.print(f"Last reconciled: {d['reconciled_at']}", highlight=False)
+        console.print(f"Last reconciled: {d['reconciled_at']}", highlight=False, markup=False)
     if d["freshness"]:
-        console.print(f"- {d['freshness']}", highlight=False)
+        console.print(f"- {d['freshness']}", highlight=False, markup=False)
 
 
 @app.command("list")
@@ -72,11 +75,13 @@ def list_command(
 
 def _print_list(d: dict[str, Any]) -> None:
     if not d["jobs"]:
-        console.print("No billed job" + (f" is {d['status']}" if d["status"] else " yet") + ".")
+        shown = f" is {d['status']}" if d["status"] else " yet"
+        console.print(f"No billed job{shown}.", highlight=False, markup=False)
         return
     table = Table("job", "status", "price", "received", "client", "finished", "link / problem")
     for j in d["jobs"]:
-        table.add_row(
+        # Names, clients and Stripe's messages are text, never Rich markup.
+        cells = (
             f"{j['id']} {j['name'][:30]}",
             j["payment_status"],
             j["price"] or "-",
@@ -85,6 +90,7 @@ def _print_list(d: dict[str, Any]) -> None:
             (j["finished_at"] or "-")[:16],
             j["problem"] or j["payment_link"] or "-",
         )
+        table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
 
 
@@ -103,24 +109,27 @@ def _print_show(d: dict[str, Any]) -> None:
         f"Job {d['job_id']}: {d['payment_status']}; price ${d['price'] or '-'}; "
         f"received net ${d['net_received']}",
         highlight=False,
+        markup=False,
     )
     if d["payment_link"]:
-        console.print(f"Link: {d['payment_link']}", highlight=False)
+        console.print(f"Link: {d['payment_link']}", highlight=False, markup=False)
     link = d["link"] or {}
     for label in ("error", "failure"):
         if link.get(label):
-            console.print(f"Last {label}: {link[label]}", highlight=False)
+            console.print(f"Last {label}: {link[label]}", highlight=False, markup=False)
     for e in d["ledger"]:
         who = e["actor"] or e["stripe_object"] or ""
         console.print(
             f"  {e['moved_at'][:16]}  {e['kind']:<12} {e['amount']:>10} {e['currency']}  "
             f"{e['method']} {who}" + (f"  ({e['note']})" if e["note"] else ""),
             highlight=False,
+            markup=False,
         )
     for disp in d["disputes"]:
         console.print(
             f"  dispute {disp['id']}: {disp['status']} ${disp['amount']} ({disp['reason']})",
             highlight=False,
+            markup=False,
         )
 
 
@@ -141,14 +150,17 @@ def mark_paid_command(
 
     with runtime() as rt:
         data = mark_paid(rt, job_id, actor="cli", amount=amount, note=note)
-    output(
-        data,
-        as_json,
-        lambda r: console.print(
-            f"Job {r['job_id']}: ${r['amount']} recorded; payment status {r['payment_status']}",
-            highlight=False,
-        ),
+    output(data, as_json, _print_mark_paid)
+
+
+def _print_mark_paid(r: dict[str, Any]) -> None:
+    console.print(
+        f"Job {r['job_id']}: ${r['amount']} recorded; payment status {r['payment_status']}",
+        highlight=False,
+        markup=False,
     )
+    if r["link"]:
+        console.print(f"Stripe link: {r['link']}", highlight=False, markup=False)
 
 
 @app.command("reconcile")
@@ -174,11 +186,12 @@ def reconcile_command(as_json: bool = JsonOption) -> None:
 
 def _print_reconcile(d: dict[str, Any]) -> None:
     if d.get("skipped"):
-        console.print(d["notes"][0], highlight=False)
+        console.print(d["notes"][0], highlight=False, markup=False)
         return
     console.print(
         f"Read {d['events_read']} events since {d['read_from']}; applied {d['events_applied']} "
         f"the webhook missed; resolved {d.get('pending_resolved', 0)} waiting; made "
         f"{d['links_created']} links ({d.get('links_waiting', 0)} still waiting).",
         highlight=False,
+        markup=False,
     )

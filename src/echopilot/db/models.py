@@ -499,7 +499,7 @@ class StripeEvent(Base):
     created_at: Mapped[datetime] = mapped_column()  # at Stripe
     received_at: Mapped[datetime] = mapped_column(index=True)
     via: Mapped[str] = mapped_column(String(20))  # webhook | reconcile
-    # applied | duplicate_fact | ignored | pending | not_ours
+    # applied | ignored | pending | not_ours
     outcome: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     job_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from echopilot.alerts.rules import Context, Finding, rule
 from echopilot.clock import age_text, as_utc
-from echopilot.db.models import Client, Dispute, Job, JobPayment
+from echopilot.db.models import Client, Dispute, Job, JobPayment, Payment
 from echopilot.money import cents_text
 from echopilot.payments import freshness
 from echopilot.payments import status as st
@@ -42,10 +42,35 @@ def _payment_failed(ctx: Context) -> list[Finding]:
             "high",
             f"payment of job {r.id} ({r.name[:60]}) failed",
             f"${cents_text(r.price_cents or 0)} from {r.email or 'no client'}: "
-            f"{r.failure or 'no reason given'}; the link stays open for another try",
+            f"{r.failure or 'no reason given'}; ask the client to pay again",
             since=as_utc(r.failed_at),
         )
         for r in rows
+    ]
+
+
+@rule("paid_twice", "high", "A job received more than one payment (refund the extra).")
+def _paid_twice(ctx: Context) -> list[Finding]:
+    kept = func.sum(Payment.amount_cents)
+    rows = ctx.session.execute(
+        select(Payment.job_id, Job.price_cents, func.count(Payment.id), kept)
+        .join(Job, Job.id == Payment.job_id)
+        .where(Payment.kind.in_(("payment", "refund")))
+        .group_by(Payment.job_id, Job.price_cents)
+        .having(func.sum(case((Payment.kind == "payment", 1), else_=0)) > 1)
+        .having(kept > func.coalesce(Job.price_cents, 0))
+        .limit(MOST)
+    ).all()
+    return [
+        Finding(
+            f"paid_twice:{job_id}",
+            "high",
+            f"job {job_id} was paid more than once: ${cents_text(int(total))} kept on a price "
+            f"of ${cents_text(price or 0)}",
+            "refund the extra payment in Stripe (or record the refund); `echopilot payments "
+            f"show {job_id}` lists them",
+        )
+        for job_id, price, _count, total in rows
     ]
 
 

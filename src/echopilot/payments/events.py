@@ -79,7 +79,9 @@ def job_of_metadata(obj: dict[str, Any]) -> int | None:
     if not isinstance(meta, dict) or meta.get("source") != "echopilot":
         return None
     raw = meta.get("job_id")
-    return int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) < 19 else None
+    if isinstance(raw, str) and raw.isascii() and raw.isdecimal() and len(raw) < 19:
+        return int(raw)
+    return None
 
 
 def check(event: Any) -> dict[str, Any]:
@@ -111,7 +113,7 @@ def read(event: dict[str, Any]) -> Reading:
         paid = obj.get("payment_status") in ("paid", "no_payment_required")
         if kind == "checkout.session.async_payment_failed":
             r.failure = "the payment did not go through (checkout)"
-        elif paid and kind != "checkout.session.async_payment_failed":
+        elif paid:
             r.payments.append(
                 {
                     "key": r.intent or stripe_id(obj.get("id")),
@@ -245,7 +247,8 @@ def _job_for(session: Session, reading: Reading) -> Job | None:
     return session.get(Job, job_id, with_for_update=True)
 
 
-def _side(session: Session, job: Job, now: datetime) -> JobPayment:
+def side_of(session: Session, job: Job, now: datetime) -> JobPayment:
+    """The job's Stripe side, made on first need."""
     side = session.get(JobPayment, job.id)
     if side is None:
         side = JobPayment(
@@ -284,13 +287,14 @@ def _tie(session: Session, side: JobPayment, reading: Reading, now: datetime) ->
 def _apply_reading(
     session: Session, event: dict[str, Any], r: Reading, job: Job, now: datetime
 ) -> Applied:
-    side = _side(session, job, now)
+    side = side_of(session, job, now)
     _tie(session, side, r, now)
     notes = []
     common = {"job_id": job.id, "method": "stripe", "stripe_event": event["id"]}
     for p in r.payments:
         if p["key"] is None:
             continue
+        received_before = ledger.sums(session, job.id)[0]
         written = ledger.add(
             session,
             f"payment:{p['key']}",
@@ -305,7 +309,12 @@ def _apply_reading(
         )
         if written:
             side.failure = side.failed_at = None
-            if job.price_cents is not None and p["cents"] != job.price_cents:
+            if received_before > 0:
+                notes.append(
+                    f"paid again: {received_before} cents had come in already; refund the "
+                    "extra in Stripe"
+                )
+            elif job.price_cents is not None and p["cents"] != job.price_cents:
                 notes.append(f"paid {p['cents']} cents of a price of {job.price_cents}")
     if r.refunded is not None and r.charge is not None:
         before = ledger.refunded_of_charge(session, r.charge)
@@ -430,8 +439,25 @@ def settle_pending(session: Session, event_id: str, now: datetime) -> Applied | 
     return apply_pending_to(session, row, job.id, now)
 
 
+def resolve_pending(
+    session: Session, event_id: str, job_id: int | None, now: datetime, *, why: str
+) -> Applied | None:
+    """Apply a pending event to the job Stripe says it belongs to, or end it `not_ours`
+    (`why`) when Stripe names none (reconciliation). The job is locked before the event's
+    row, in the order every other path takes them."""
+    if job_id is not None:
+        session.get(Job, job_id, with_for_update=True)
+    row = session.get(StripeEvent, event_id, with_for_update=True, populate_existing=True)
+    if row is None or row.outcome != PENDING:
+        return None  # applied meanwhile (its payment arrived)
+    if job_id is None:
+        row.outcome, row.payload, row.detail = NOT_OURS, None, why[:MAX_DETAIL]
+        return Applied(NOT_OURS, detail=row.detail)
+    return apply_pending_to(session, row, job_id, now)
+
+
 def apply_pending_to(session: Session, row: StripeEvent, job_id: int, now: datetime) -> Applied:
-    """Apply a pending event to the job Stripe says it belongs to (reconciliation)."""
+    """Apply a pending event to the job it belongs to (the job locked by the caller)."""
     job = session.get(Job, job_id, with_for_update=True)
     if job is None or row.payload is None:
         row.outcome, row.detail, row.payload = NOT_OURS, f"job {job_id} does not exist", None

@@ -70,6 +70,9 @@ def _explain(exc: stripe.StripeError) -> Exception:
     if isinstance(exc, stripe.APIConnectionError):
         return Unreachable(f"Stripe unreachable: could not connect ({_network_cause(message)})")
     message = message[:300]
+    if isinstance(exc, stripe.IdempotencyError) or status == 409:
+        # Another request with this key is still being answered: ask again later.
+        return Unreachable(f"Stripe is busy with the same request: {message}")
     if isinstance(exc, stripe.RateLimitError) or (status is not None and status >= 500):
         return Unreachable(f"Stripe unreachable: {status or 'no status'} {message}")
     if isinstance(exc, stripe.AuthenticationError):
@@ -128,6 +131,11 @@ class Gateway:
             params=params,
             options={"idempotency_key": idempotency_key},
         )
+
+    def deactivate_link(self, link_id: str) -> dict[str, Any]:
+        """Make a link unpayable (the job was paid another way)."""
+        params: Any = {"active": False}
+        return self._call(self._client.v1.payment_links.update, link_id, params=params)
 
     def events_since(self, since: datetime) -> Iterator[dict[str, Any]]:
         """Every handled event created at or after `since`, all pages, newest first."""

@@ -18,7 +18,7 @@ from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Job, JobPayment
 from echopilot.payments import ledger
 from echopilot.payments import status as st
-from echopilot.payments.events import idempotency_key
+from echopilot.payments.events import side_of
 from echopilot.payments.gateway import Gateway, Refused, Unreachable
 from echopilot.runtime import Runtime
 
@@ -31,19 +31,14 @@ def ensure(
 ) -> str | None:
     """Make the job's link if it still needs one; returns the job's payment status then.
 
-    Never raises for Stripe's sake: a failure is kept on the job (`link_error`) for the next
-    try. Raises Refused only when payments are off."""
+    Never raises for Stripe's sake (nor when payments are off): a failure is kept on the
+    job (`link_error`) for the next try."""
     now = now or utcnow()
     with write_session(runtime.sessions) as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None or job.payment_status != st.LINK_PENDING:
             return None if job is None else job.payment_status
-        side = session.get(JobPayment, job_id)
-        if side is None:
-            side = JobPayment(
-                job_id=job_id, idempotency_key=idempotency_key(job), link_attempts=0, updated_at=now
-            )
-            session.add(side)
+        side = side_of(session, job, now)
         if side.link_url is not None:  # made, but the job was not told (a crash between)
             return ledger.refresh(session, job, now=now)
         side.link_attempts += 1
@@ -61,19 +56,21 @@ def ensure(
         link, error = None, f"unexpected error: {type(exc).__name__}"
     with write_session(runtime.sessions) as session:
         job = session.get(Job, job_id, with_for_update=True)
-        side = session.get(JobPayment, job_id)
-        if job is None or side is None:
+        saved = session.get(JobPayment, job_id)
+        if job is None or saved is None:
             return None
-        side.updated_at = now
+        saved.updated_at = now
         if link is None:
-            side.link_error = error
+            if saved.link_url is not None:  # made meanwhile by another process's request
+                return job.payment_status
+            saved.link_error = error
             log.warning("payment link for job %s not made: %s", job_id, error)
             return job.payment_status
-        side.link_error = None
-        if side.link_url is None:
-            side.link_id = str(link.get("id") or "") or None
-            side.link_url = str(link.get("url") or "") or None
-            side.link_created_at = now
+        saved.link_error = None
+        if saved.link_url is None:
+            saved.link_id = str(link.get("id") or "") or None
+            saved.link_url = str(link.get("url") or "") or None
+            saved.link_created_at = now
         session.flush()
         return ledger.refresh(session, job, now=now)
 

@@ -90,21 +90,26 @@ def run(
     error = None
     try:
         gateway = gateway or Gateway(runtime.settings)
-        _events(runtime, gateway, since, now, found)
+        failed = _events(runtime, gateway, since, now, found)
         found["pending_resolved"] = _pending(runtime, gateway, now)
         found["links_created"], found["links_waiting"] = _links(runtime, gateway, now)
+        error = failed
     except (Unreachable, Refused) as exc:
         error = str(exc)
         log.warning("payment reconciliation stopped: %s", error)
-    with write_session(runtime.sessions) as session:
-        record = session.get(PaymentReconcile, record_id)
-        assert record is not None
-        record.finished_at = utcnow()
-        record.ok = error is None
-        record.error = error
-        record.events_read = found["events_read"]
-        record.events_applied = found["events_applied"]
-        record.links_created = found["links_created"]
+    except Exception as exc:  # recorded, never left half-open
+        log.exception("payment reconciliation failed")
+        error = f"unexpected error: {type(exc).__name__}"
+    finally:
+        with write_session(runtime.sessions) as session:
+            record = session.get(PaymentReconcile, record_id)
+            assert record is not None
+            record.finished_at = utcnow()
+            record.ok = error is None
+            record.error = error
+            record.events_read = found["events_read"]
+            record.events_applied = found["events_applied"]
+            record.links_created = found["links_created"]
     return {
         "ok": error is None,
         "error": error,
@@ -116,20 +121,30 @@ def run(
 
 def _events(
     runtime: Runtime, gateway: Gateway, since: datetime, now: datetime, found: dict[str, Any]
-) -> None:
+) -> str | None:
+    """Apply the listed events not yet recorded; what went wrong with any, or None. One
+    event that cannot be applied does not stop the others."""
+    failures: list[str] = []
     for raw in gateway.events_since(since):
         found["events_read"] += 1
         try:
             event = events.check(raw)
+            result = apply_once(runtime, event, via="reconcile", now=now)
         except events.BadEvent as exc:
             log.warning("Stripe listed an unreadable event: %s", exc)
             continue
-        result = apply_once(runtime, event, via="reconcile", now=now)
+        except Exception as exc:
+            log.exception("stripe event %s could not be applied", raw.get("id"))
+            failures.append(f"{raw.get('id')}: {type(exc).__name__}")
+            continue
         if result.outcome != events.DUPLICATE:
             found["events_applied"] += 1
             log.info(
                 "reconciled stripe event %s (%s): %s", event["id"], event["type"], result.outcome
             )
+    if not failures:
+        return None
+    return f"{len(failures)} events could not be applied (first: {failures[0]}); see the log"
 
 
 def _pending(runtime: Runtime, gateway: Gateway, now: datetime) -> int:
@@ -154,15 +169,9 @@ def _pending(runtime: Runtime, gateway: Gateway, now: datetime) -> int:
         except NotFound as exc:  # no such payment on this account: not ours
             refused = str(exc)
         with write_session(runtime.sessions) as session:
-            row = session.get(StripeEvent, event_id, with_for_update=True)
-            if row is None or row.outcome != events.PENDING:
-                continue  # applied meanwhile (its payment arrived)
-            if job_id is None:
-                row.outcome, row.payload = events.NOT_OURS, None
-                row.detail = refused or "Stripe shows no EchoPilot job on its payment"
-            else:
-                events.apply_pending_to(session, row, job_id, now)
-            resolved += 1
+            why = refused or "Stripe shows no EchoPilot job on its payment"
+            if events.resolve_pending(session, event_id, job_id, now, why=why) is not None:
+                resolved += 1
     return resolved
 
 

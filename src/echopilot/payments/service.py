@@ -19,6 +19,7 @@ from echopilot.jobs.intake import check_text
 from echopilot.money import cents_text, usd_to_cents
 from echopilot.payments import freshness, ledger, reconcile
 from echopilot.payments import status as st
+from echopilot.payments.gateway import Gateway, Refused, Unreachable
 from echopilot.runtime import Runtime
 
 MAX_NOTE = 500
@@ -72,6 +73,8 @@ def mark_paid(
                 f"job {job_id} owes nothing: its payment status is {job.payment_status}"
             )
         cents = cents if cents is not None else int(job.price_cents or 0)
+        if cents <= 0:
+            raise InputError("amount", f"job {job_id} has no price: give the amount received")
         done_before = session.scalar(
             select(func.count(Payment.id)).where(
                 Payment.job_id == job_id, Payment.method == "manual"
@@ -91,6 +94,8 @@ def mark_paid(
             recorded_at=now,
         )
         new = ledger.refresh(session, job, now=now)
+        side = session.get(JobPayment, job_id)
+        link_id = side.link_id if side is not None and side.link_url is not None else None
         audit.record(
             session,
             actor=actor,
@@ -102,12 +107,28 @@ def mark_paid(
     return {
         "job_id": job_id,
         "payment_status": new,
+        "link": _close_link(runtime, link_id),
         "amount": cents_text(cents),
         "price": None if job.price_cents is None else cents_text(job.price_cents),
         "note": note,
         "recorded_at": iso(now),
         "actor": actor,
     }
+
+
+def _close_link(runtime: Runtime, link_id: str | None) -> str | None:
+    """Make the Stripe link of a job paid by hand unpayable, so the client cannot pay twice
+    (best effort: if Stripe cannot be reached, the `paid_twice` alert catches a second
+    payment)."""
+    if link_id is None:
+        return None
+    if not runtime.settings.payments_enabled:
+        return "still open: Stripe is off (STRIPE_SECRET_KEY); deactivate it in Stripe"
+    try:
+        Gateway(runtime.settings).deactivate_link(link_id)
+    except (Refused, Unreachable) as exc:
+        return f"still open: {exc}; deactivate it in Stripe"
+    return "deactivated"
 
 
 def _statuses(status: str | None) -> tuple[str, ...]:
@@ -198,7 +219,9 @@ def job_detail(runtime: Runtime, job_id: int) -> dict[str, Any]:
         "job_id": job_id,
         "payment_status": job.payment_status,
         "price": None if job.price_cents is None else cents_text(job.price_cents),
-        "net_received": cents_text(sum(e.amount_cents for e in entries if e.currency == "usd")),
+        "net_received": cents_text(
+            sum(e.amount_cents for e in entries if e.currency == ledger.USD)
+        ),
         "payment_link": job.payment_link,
         "link": None
         if side is None

@@ -36,7 +36,7 @@ ALL = (
 OWED = (NOT_CONFIGURED, LINK_PENDING, UNPAID, PAYMENT_FAILED)
 # Money came in (what happened to it after is another matter): nothing is owed.
 SETTLED = (PAID, PARTIALLY_REFUNDED, REFUNDED, DISPUTED, DISPUTE_LOST)
-# Stripe's statuses of a dispute that is not over.
+# Stripe's statuses of a dispute that is over.
 DISPUTE_CLOSED = ("won", "lost", "warning_closed")
 
 

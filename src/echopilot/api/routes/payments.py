@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
@@ -37,6 +38,9 @@ class MarkPaidBody(BaseModel):
 class MarkPaidOut(BaseModel):
     job_id: int
     payment_status: str
+    link: str | None = Field(
+        description="The job's Stripe link: deactivated, or why it is still open; null: none"
+    )
     amount: str
     price: str | None
     note: str | None
@@ -191,6 +195,4 @@ async def stripe_webhook(runtime: RuntimeDep, request: Request) -> Response:
 
 
 def _json(data: Any) -> bytes:
-    import orjson
-
     return orjson.dumps(data)

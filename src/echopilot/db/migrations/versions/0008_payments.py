@@ -117,8 +117,16 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
     )
     op.create_index("ix_payment_reconciles_started_at", "payment_reconciles", ["started_at"])
-    # Refunded and disputed jobs owe nothing: the triggers learn the new settled statuses.
     conn = op.get_bind()
+    rollup_sql.uninstall(conn)
+    # Before payments, `unpaid` meant billed and owed with no link; now it means a Stripe
+    # link is out. Those jobs were billed with no payment provider: `not_configured` (paid
+    # by hand). One that cost nothing owes nothing.
+    conn.exec_driver_sql(
+        "UPDATE jobs SET payment_status = CASE WHEN COALESCE(price_cents, 0) > 0 "
+        "THEN 'not_configured' ELSE 'na' END WHERE payment_status = 'unpaid'"
+    )
+    # Refunded and disputed jobs owe nothing: the triggers learn the new settled statuses.
     rollup_sql.install(conn)
     rollup_sql.rebuild(conn)
 
