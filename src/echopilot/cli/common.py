@@ -22,6 +22,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 console = Console()
 
 JsonOption = typer.Option(False, "--json", help="Print the result as JSON.")
+# Ids are 64-bit integers in every database: a larger number is a usage error, not a crash.
+MAX_ID = 2**63 - 1
+JobIdArgument = typer.Argument(min=1, max=MAX_ID, help="Job id.")
 
 
 @dataclass

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from echopilot.ai.registry import provider_label
-from echopilot.cli.common import JsonOption, console, output, runtime
+from echopilot.cli.common import JobIdArgument, JsonOption, console, output, runtime
 from echopilot.config import load_settings
 from echopilot.db.engine import read_session
 from echopilot.errors import InputError
@@ -75,7 +75,7 @@ def list_jobs(
 
 @app.command()
 def show(
-    job_id: Annotated[int, typer.Argument(help="Job id.")],
+    job_id: Annotated[int, JobIdArgument],
     full_input: Annotated[
         bool,
         typer.Option(
@@ -91,9 +91,7 @@ def show(
 
 
 @app.command()
-def retry(
-    job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: bool = JsonOption
-) -> None:
+def retry(job_id: Annotated[int, JobIdArgument], as_json: bool = JsonOption) -> None:
     """Queue a failed, dead, cancelled or needs-review job again."""
     with runtime() as rt:
         intake.retry(rt, job_id, actor=ACTOR)
@@ -103,9 +101,7 @@ def retry(
 
 
 @app.command()
-def cancel(
-    job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: bool = JsonOption
-) -> None:
+def cancel(job_id: Annotated[int, JobIdArgument], as_json: bool = JsonOption) -> None:
     """Cancel a job that has not finished."""
     with runtime() as rt:
         intake.cancel(rt, job_id, actor=ACTOR)
@@ -115,9 +111,7 @@ def cancel(
 
 
 @app.command()
-def approve(
-    job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: bool = JsonOption
-) -> None:
+def approve(job_id: Annotated[int, JobIdArgument], as_json: bool = JsonOption) -> None:
     """Accept a needs-review job's answer: it becomes done and is billed."""
     with runtime() as rt:
         intake.approve(rt, job_id, actor=ACTOR)
@@ -128,7 +122,7 @@ def approve(
 
 @app.command()
 def reject(
-    job_id: Annotated[int, typer.Argument(help="Job id.")],
+    job_id: Annotated[int, JobIdArgument],
     reason: Annotated[str | None, typer.Option("--reason", help="Why (kept with the job).")] = None,
     as_json: bool = JsonOption,
 ) -> None:

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from echopilot.cli.common import JsonOption, console, output, runtime
+from echopilot.cli.common import JobIdArgument, JsonOption, console, output, runtime
 from echopilot.errors import OperationFailed
 
 app = typer.Typer(
@@ -95,7 +95,7 @@ def _print_list(d: dict[str, Any]) -> None:
 
 
 @app.command("show")
-def show_command(job_id: int, as_json: bool = JsonOption) -> None:
+def show_command(job_id: Annotated[int, JobIdArgument], as_json: bool = JsonOption) -> None:
     """One job's money: its link, every payment, refund and dispute, and Stripe's events."""
     from echopilot.payments.service import job_detail
 
@@ -135,7 +135,7 @@ def _print_show(d: dict[str, Any]) -> None:
 
 @app.command("mark-paid")
 def mark_paid_command(
-    job_id: int,
+    job_id: Annotated[int, JobIdArgument],
     amount: Annotated[
         str | None,
         typer.Option("--amount", help="USD received, e.g. 12.50 (default: the job's price)."),
