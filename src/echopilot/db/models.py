@@ -110,6 +110,8 @@ class Job(Base):
         Index("ix_jobs_status_lease", "status", "lease_until"),
         Index("ix_jobs_created", "created_at", "task_type", "client_id"),
         Index("ix_jobs_type_finished", "task_type", "finished_at"),
+        # Billed jobs by payment status, newest finished first (payments list and counts).
+        Index("ix_jobs_payment_status", "payment_status", "finished_at", "id"),
         # Everything a finance window reads of the jobs in its partial hours (with
         # unpriced_models: a key column on SQLite, INCLUDEd on PostgreSQL; migration 0007).
         Index(

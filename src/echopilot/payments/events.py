@@ -317,7 +317,7 @@ def _apply_reading(
             elif job.price_cents is not None and p["cents"] != job.price_cents:
                 notes.append(f"paid {p['cents']} cents of a price of {job.price_cents}")
     if r.refunded is not None and r.charge is not None:
-        before = ledger.refunded_of_charge(session, r.charge)
+        before = ledger.refunded_of_charge(session, job.id, r.charge)
         total = r.refunded["total"]
         if total > before:
             ledger.add(

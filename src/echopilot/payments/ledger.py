@@ -37,11 +37,11 @@ def sums(session: Session, job_id: int) -> tuple[int, int]:
     return found.get("payment", 0), -found.get("refund", 0)
 
 
-def refunded_of_charge(session: Session, charge: str) -> int:
-    """Cents refunded so far of one charge, by the ledger."""
+def refunded_of_charge(session: Session, job_id: int, charge: str) -> int:
+    """Cents refunded so far of one of the job's charges, by the ledger."""
     total = session.scalar(
         select(func.coalesce(func.sum(Payment.amount_cents), 0)).where(
-            Payment.kind == "refund", Payment.stripe_object == charge
+            Payment.job_id == job_id, Payment.kind == "refund", Payment.stripe_object == charge
         )
     )
     return -int(total or 0)

@@ -117,6 +117,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
     )
     op.create_index("ix_payment_reconciles_started_at", "payment_reconciles", ["started_at"])
+    op.create_index("ix_jobs_payment_status", "jobs", ["payment_status", "finished_at", "id"])
     conn = op.get_bind()
     rollup_sql.uninstall(conn)
     # Before payments, `unpaid` meant billed and owed with no link; now it means a Stripe
@@ -132,5 +133,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_payment_status", table_name="jobs")
     for table in ("payment_reconciles", "disputes", "stripe_events", "payments", "job_payments"):
         op.drop_table(table)
