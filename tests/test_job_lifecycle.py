@@ -69,7 +69,7 @@ def test_a_job_that_passes_qa_is_done_costed_and_priced(
     expected = usd("gpt-4o", 100, 50) + usd("gpt-4o-mini", 300, 40)
     assert Decimal(job["cost_usd"]) == expected.quantize(Decimal("0.000001"))
     assert job["price_usd"] == "8.00"  # summary: flat $8
-    assert job["payment_status"] == "unpaid"
+    assert job["payment_status"] == "not_configured"  # billed, no Stripe: paid by hand
     assert [a["status"] for a in job["attempt_log"]] == ["ok"]
     assert events(rt, job_id) == [
         (None, "queued"),

@@ -87,7 +87,7 @@ def test_a_killed_worker_s_job_completes_exactly_once_after_its_lease_expires(
     assert [a["status"] for a in job["attempt_log"]] == ["lost", "ok"]  # type: ignore[union-attr]
     assert transitions_to(rt, job_id, "done") == 1
     assert job["price_usd"] == "8.00"
-    assert job["payment_status"] == "unpaid"
+    assert job["payment_status"] == "not_configured"
 
 
 def test_duplicate_queue_messages_for_one_job_change_nothing(
