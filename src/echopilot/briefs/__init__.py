@@ -1,0 +1,1 @@
+"""Executive mode: the daily CEO brief, grounded in numbers computed from the database."""
