@@ -41,7 +41,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -52,6 +51,8 @@ import httpx
 from common import (
     STOP_TIMEOUT_SECONDS,
     SetupError,
+    cpu_seconds,
+    log_problems,
     machine,
     percentile,
     start_server,
@@ -234,16 +235,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` (its threads included), from /proc."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)", field 3 is fields[0]
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpus() -> int:
@@ -511,14 +502,14 @@ def measure(
 ) -> LoadFigure:
     url = base_url + endpoint.path
     idle = idle_p50_ms(url)
-    cpu_before = _cpu_seconds(server_pid)
+    cpu_before = cpu_seconds(server_pid)
     if tool == "wrk":
         raw = run_wrk(url, clients, seconds, timeout)
     elif tool == "loadgen":
         raw = run_loadgen(url, clients, seconds, timeout)
     else:
         raw = run_httpx(url, clients, seconds, timeout)
-    cpu = _cpu_seconds(server_pid) - cpu_before
+    cpu = cpu_seconds(server_pid) - cpu_before
     return LoadFigure(
         endpoint=endpoint,
         tool=tool,
@@ -549,11 +540,11 @@ def measure_open(
     api.log is read after that wait: errors logged as a stall ends, or as a stalled server
     is stopped, count against the run that caused them."""
     log_offset = _log_size(home)
-    cpu_before = _cpu_seconds(server.pid)
+    cpu_before = cpu_seconds(server.pid)
     result = open_loop(
         server.url + endpoint.path, rate, seconds, {KEY_HEADER: DASHBOARD_KEY}, timeout
     )
-    cpu = _cpu_seconds(server.pid) - cpu_before
+    cpu = cpu_seconds(server.pid) - cpu_before
     recovery_s = server.recovery(endpoint.path)
     if recovery_s is None:
         server.restart()
@@ -819,28 +810,6 @@ def _log_check(home: Path, offset: int) -> LogCheck:
     return LogCheck(pool, tracebacks, errors, first)
 
 
-def _log_problems(home: Path, shown: int = 8) -> list[str]:
-    """Warnings and errors the server logged (<home>/logs/api.log), alike ones counted once."""
-    path = home / "logs" / "api.log"
-    if not path.exists():
-        return []
-    problems: Counter[str] = Counter()
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            problems[line[:200]] += 1
-            continue
-        if entry.get("level") in ("warning", "error", "critical"):
-            event = " ".join(str(entry.get("event", line)).split())  # one line
-            event = re.sub(r"\(request \w+\)", "(request ...)", event)  # alike, counted once
-            problems[f"{entry.get('level')}: {event[:200]}"] += 1
-    lines = [f"x{count} {text}" for text, count in problems.most_common(shown)]
-    if len(problems) > shown:
-        lines.append(f"... and {len(problems) - shown} other kinds")
-    return lines
-
-
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Throughput, p50/p99 latency and overload behaviour of EchoPilot's API "
@@ -962,7 +931,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SetupError as exc:
             print(f"\nFAILED: {exc}")
             return 1
-        for problem in _log_problems(home):
+        for problem in log_problems(home):
             print(f"    server log {problem}")
         print_report(seed_figure, figures, args.loadgen, open_figures)
     return 0

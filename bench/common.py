@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -83,3 +86,39 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(STOP_TIMEOUT_SECONDS)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (its threads included), from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def log_problems(home: Path, shown: int = 8) -> list[str]:
+    """Warnings, errors and tracebacks in the server's log, alike ones counted once."""
+    path = home / "logs" / "api.log"
+    if not path.exists():
+        return []
+    problems: Counter[str] = Counter()
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if line.strip():
+                problems[line[:200]] += 1
+            continue
+        if entry.get("level") in ("warning", "error", "critical"):
+            event = " ".join(str(entry.get("event", line)).split())
+            event = re.sub(r"\(request \w+\)", "(request ...)", event)
+            exception = str(entry.get("exception") or "").strip().splitlines()
+            if exception:
+                event += f": {exception[-1]}"
+            problems[f"{entry.get('level')}: {event[:240]}"] += 1
+    lines = [f"x{count} {text}" for text, count in problems.most_common(shown)]
+    if len(problems) > shown:
+        lines.append(f"... and {len(problems) - shown} other kinds")
+    return lines

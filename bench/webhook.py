@@ -38,7 +38,6 @@ import asyncio
 import json
 import os
 import random
-import re
 import socket
 import sqlite3
 import subprocess
@@ -59,7 +58,15 @@ from echopilot.clock import utcnow
 from echopilot.db.models import Job
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SetupError, machine, percentile, start_server, stop_server
+from common import (
+    SetupError,
+    cpu_seconds,
+    log_problems,
+    machine,
+    percentile,
+    start_server,
+    stop_server,
+)
 
 DEFAULT_JOBS = 1_000
 DEFAULT_CONCURRENCY = (8, 32)
@@ -343,42 +350,6 @@ def plan(prices: dict[int, int], replay_share: float, rng: random.Random) -> Pla
 
 
 # -- server -----------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` (its threads included), from /proc."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def log_problems(home: Path, shown: int = 8) -> list[str]:
-    """Warnings, errors and tracebacks in the server's log, alike ones counted once."""
-    path = home / "logs" / "api.log"
-    if not path.exists():
-        return []
-    problems: Counter[str] = Counter()
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            if line.strip():
-                problems[line[:200]] += 1
-            continue
-        if entry.get("level") in ("warning", "error", "critical"):
-            event = " ".join(str(entry.get("event", line)).split())
-            event = re.sub(r"\(request \w+\)", "(request ...)", event)
-            exception = str(entry.get("exception") or "").strip().splitlines()
-            if exception:
-                event += f": {exception[-1]}"
-            problems[f"{entry.get('level')}: {event[:240]}"] += 1
-    lines = [f"x{count} {text}" for text, count in problems.most_common(shown)]
-    if len(problems) > shown:
-        lines.append(f"... and {len(problems) - shown} other kinds")
-    return lines
 
 
 # -- load ---------------------------------------------------------------------------------

@@ -176,8 +176,10 @@ def _pending(runtime: Runtime, gateway: Gateway, now: datetime) -> int:
 
 
 def _links(runtime: Runtime, gateway: Gateway, now: datetime) -> tuple[int, int]:
+    """Ask again for the links still pending; how many were made and how many still wait."""
+    waiting = links.pending(runtime, limit=LINKS_PER_RUN)
     made = 0
-    for job_id in links.pending(runtime, limit=LINKS_PER_RUN):
+    for job_id in waiting:
         status = links.ensure(runtime, job_id, gateway=gateway, now=now)
         made += status is not None and status != "link_pending"
-    return made, len(links.pending(runtime, limit=LINKS_PER_RUN))
+    return made, len(waiting) - made
