@@ -35,6 +35,8 @@ DEFAULT_RETENTION_PATTERNS = (
     "briefs/brief_*.json",
     "briefs/brief_*.html",
     "briefs/brief_*.md",
+    "briefs/ingest_*.json",
+    "briefs/analysis_*.json",
     "daily/daily_report_*.json",
     "daily/daily_report_*.html",
     "daily/daily_report_*.csv",
@@ -427,6 +429,82 @@ class Settings(BaseSettings):
         validation_alias=_env("SCHED_REPORT_UTC"),
         description="UTC time (HH:MM) the daily report of the previous UTC day is made; "
         "ECHOPILOT_SCHEDULE_DAILY_REPORT, when set, wins.",
+    )
+    sched_brief_utc: str = Field(
+        default="08:00",
+        validation_alias=_env("SCHED_BRIEF_UTC"),
+        description="UTC time (HH:MM) the CEO brief is made and emailed; "
+        "ECHOPILOT_SCHEDULE_BRIEF, when set, wins.",
+    )
+    brief_qa_target: int = Field(
+        default=85,
+        ge=0,
+        le=100,
+        validation_alias=_env("ECHOPILOT_BRIEF_QA_TARGET"),
+        description="The brief flags a 7-day average QA (overall or of a task type) below this.",
+    )
+    brief_qa_floor: int = Field(
+        default=80,
+        ge=0,
+        le=100,
+        validation_alias=_env("ECHOPILOT_BRIEF_QA_FLOOR"),
+        description="A job scored below this counts towards a run of low scores.",
+    )
+    brief_qa_run: int = Field(
+        default=3,
+        ge=2,
+        le=50,
+        validation_alias=_env("ECHOPILOT_BRIEF_QA_RUN"),
+        description="The brief flags this many consecutive low-scored jobs of one task type.",
+    )
+    brief_min_roi: Decimal = Field(
+        default=Decimal("1.0"),
+        ge=-100,
+        le=1000,
+        validation_alias=_env("ECHOPILOT_BRIEF_MIN_ROI"),
+        description="The brief flags a 7-day ROI (profit / cost) below this.",
+    )
+    brief_min_margin_pct: Decimal = Field(
+        default=Decimal("40"),
+        ge=-1000,
+        le=100,
+        validation_alias=_env("ECHOPILOT_BRIEF_MIN_MARGIN_PCT"),
+        description="The brief flags a 7-day margin (%) below this.",
+    )
+    brief_revenue_down_days: int = Field(
+        default=3,
+        ge=2,
+        le=28,
+        validation_alias=_env("ECHOPILOT_BRIEF_REVENUE_DOWN_DAYS"),
+        description="The brief flags revenue that fell on this many consecutive days.",
+    )
+    brief_unpaid_min_qa: int = Field(
+        default=95,
+        ge=0,
+        le=100,
+        validation_alias=_env("ECHOPILOT_BRIEF_UNPAID_MIN_QA"),
+        description="The brief flags unpaid jobs scored at least this (payment follow-up).",
+    )
+    brief_unpaid_hours: int = Field(
+        default=48,
+        ge=1,
+        le=24 * 30,
+        validation_alias=_env("ECHOPILOT_BRIEF_UNPAID_HOURS"),
+        description="The brief flags unpaid high-QA jobs finished more than this many hours ago.",
+    )
+    brief_max_latency_seconds: int = Field(
+        default=120,
+        ge=1,
+        le=86_400,
+        validation_alias=_env("ECHOPILOT_BRIEF_MAX_LATENCY_SECONDS"),
+        description="The brief flags a 7-day p95 processing time above this.",
+    )
+    brief_no_client_days: int = Field(
+        default=7,
+        ge=1,
+        le=365,
+        validation_alias=_env("ECHOPILOT_BRIEF_NO_CLIENT_DAYS"),
+        description="The brief flags no new client in this many days.",
     )
     daily_budget_usd: Decimal | None = Field(
         default=None,
@@ -844,7 +922,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value or None
 
-    @field_validator("sched_report_utc")
+    @field_validator("sched_report_utc", "sched_brief_utc")
     @classmethod
     def _check_report_time(cls, value: str) -> str:
         match = _TIME_OF_DAY.match(value.strip())

@@ -32,6 +32,7 @@ from echopilot.api.routes import (
     automations,
     dashboard,
     docs,
+    executive,
     finance,
     jobs,
     metrics,
@@ -69,6 +70,7 @@ API_ROUTERS: list[APIRouter] = [
     finance.router,
     reports.router,
     payments.router,
+    executive.router,
 ]
 HTTP_CODES = {
     400: "bad_request",

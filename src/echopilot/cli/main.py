@@ -15,6 +15,7 @@ from echopilot import __version__
 from echopilot.ai.registry import provider_label
 from echopilot.cli import (
     alerts,
+    brief,
     clients,
     demo,
     finance,
@@ -59,6 +60,7 @@ app.add_typer(scheduler.app, name="scheduler")
 app.command("retention")(scheduler.retention_command)
 app.command("self-heal")(selfheal.self_heal_command)
 app.command("finance")(finance.finance_command)
+app.command("brief")(brief.brief_command)
 app.command("optimize")(optimize.optimize_command)
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(report.app, name="report")

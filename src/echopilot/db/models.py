@@ -549,3 +549,32 @@ class PaymentReconcile(Base):
     events_applied: Mapped[int] = mapped_column(Integer, default=0)
     links_created: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Brief(Base):
+    """One CEO brief: its document (the JSON the API serves), its files, and whether it was
+    emailed (a brief is emailed once; sending it again is an explicit resend)."""
+
+    __tablename__ = "briefs"
+    __table_args__ = (UniqueConstraint("slot", name="uq_briefs_slot"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    stamp: Mapped[str] = mapped_column(String(40), unique=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    cutoff: Mapped[datetime] = mapped_column()
+    # The scheduled slot it was made for: a re-run of that slot sends this brief, not a new one.
+    slot: Mapped[datetime | None] = mapped_column(nullable=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    headline: Mapped[str] = mapped_column(Text)
+    high: Mapped[int] = mapped_column(Integer)
+    anomalies: Mapped[int] = mapped_column(Integer)
+    narrative: Mapped[str] = mapped_column(String(20))  # model | deterministic
+    document: Mapped[dict[str, Any]] = mapped_column()
+    paths: Mapped[dict[str, Any]] = mapped_column()
+    # not_sent | sending | sent | failed | not_configured
+    email_status: Mapped[str] = mapped_column(String(20), default="not_sent")
+    email_claimed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    emailed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    email_to: Mapped[str | None] = mapped_column(Text, nullable=True)
+    email_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    email_sends: Mapped[int] = mapped_column(Integer, default=0)

@@ -40,10 +40,14 @@ def paths(home: Path, day: date) -> dict[str, Path]:
     return {kind: base / f"{PREFIX}{stamp(day)}.{kind}" for kind in KINDS}
 
 
+def writing(home: Path) -> contextlib.AbstractContextManager[Path]:
+    """Hold the daily reports folder's lock (waiting for another run to finish) for the block."""
+    return locked(folder(home))
+
+
 @contextlib.contextmanager
-def writing(home: Path) -> Iterator[Path]:
-    """Hold the folder's lock (waiting for another run to finish) for the block."""
-    base = folder(home)
+def locked(base: Path) -> Iterator[Path]:
+    """Create `base` if needed and hold its lock file for the block."""
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(base / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:

@@ -32,24 +32,32 @@ def message(report: dict[str, Any], link: str) -> tuple[str, str]:
 def send_summary(runtime: Runtime, report: dict[str, Any]) -> tuple[str, dict[str, str]]:
     """Send to every usable channel; return the target ("channels" or "log") and, per
     channel name (secret-free), "ok" or why it failed."""
+    title, body = message(report, dashboard_link(runtime))
+    return deliver(runtime, title, body, what="the daily report")
+
+
+def deliver(
+    runtime: Runtime, title: str, body: str, *, what: str, skip: frozenset[str] = frozenset()
+) -> tuple[str, dict[str, str]]:
+    """Send one notice to every usable channel but those from the settings in `skip`."""
     settings = runtime.settings
     found = channels.configured(settings)
     for problem in found.problems:
-        log.warning("alert channel not used for the daily report: %s", problem)
-    if not found.usable:
+        log.warning("alert channel not used for %s: %s", what, problem)
+    usable = [c for c in found.usable if c.setting not in skip]
+    if not usable:
         return LOG_CHANNEL, {LOG_CHANNEL: "ok"}
-    title, body = message(report, dashboard_link(runtime))
     secrets = tuple(
         s.get_secret_value()
         for s in (settings.smtp_pass, settings.telegram_bot_token)
         if s is not None
     )
     outcome: dict[str, str] = {}
-    for channel in found.usable:
+    for channel in usable:
         try:
             error = channels.send(channel, title, body, secrets=secrets)
-        except Exception as exc:  # one channel's bug must not stop the report or the others
-            log.warning("daily report: channel %s raised %s", channel.name, type(exc).__name__)
+        except Exception as exc:  # one channel's bug must not stop the notice or the others
+            log.warning("%s: channel %s raised %s", what, channel.name, type(exc).__name__)
             error = f"{type(exc).__name__} while sending"
         outcome[channel.name] = error or "ok"
     return "channels", outcome

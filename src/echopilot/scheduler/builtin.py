@@ -7,6 +7,7 @@ from typing import Any
 
 from echopilot import retention
 from echopilot.alerts import engine as alerts
+from echopilot.briefs import service as briefs
 from echopilot.errors import OperationFailed
 from echopilot.finance import optimizer
 from echopilot.payments import reconcile as payments
@@ -35,6 +36,10 @@ def _alert_check(ctx: TaskContext) -> dict[str, Any]:
 def _daily_report(ctx: TaskContext) -> dict[str, Any]:
     day = reports.scheduled_day(ctx.slot)
     return reports.make(ctx.runtime, day, actor="scheduler", now=ctx.now)
+
+
+def _brief(ctx: TaskContext) -> dict[str, Any]:
+    return briefs.scheduled(ctx.runtime, slot=ctx.slot, now=ctx.now)
 
 
 def _optimizer(ctx: TaskContext) -> dict[str, Any]:
@@ -109,6 +114,17 @@ register(
         timeout=timedelta(minutes=30),
         description="Write the previous UTC day's report (JSON, HTML, CSV) and send its "
         "summary line to the alert channels.",
+    )
+)
+register(
+    TaskDef(
+        name="brief",
+        func=_brief,
+        default_schedule="daily 08:00",
+        schedule_from=lambda settings: f"daily {settings.sched_brief_utc}",
+        timeout=timedelta(minutes=30),
+        description="Make the CEO brief (JSON, HTML, Markdown) and email it to ALERT_TO, "
+        "with a short version to the alert channels.",
     )
 )
 register(

@@ -32,7 +32,7 @@ FEATURES = {
     "optimizer": True,
     "retention": True,
     "reports": True,
-    "briefs": False,
+    "briefs": True,
     "payments": True,
 }
 
