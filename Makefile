@@ -8,7 +8,7 @@ DEVSTAMP := $(VENV)/.installed-dev
 
 .PHONY: run test lint format bench demo worker clean help start-automations \
 	stop-automations status-automations retention run-selfheal check-alerts optimize daily-report finance \
-	payments reconcile-payments
+	payments reconcile-payments run-brief
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/make \1\t\2/' | expand -t 28
@@ -47,6 +47,7 @@ bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/ops.py
 	$(BIN)/python bench/finance.py
 	$(BIN)/python bench/webhook.py
+	$(BIN)/python bench/brief.py
 
 demo: $(STAMP) ## load 30 days of demo history (remove: echopilot demo reset)
 	$(EP) demo seed
@@ -77,6 +78,9 @@ optimize: $(STAMP) ## propose task types' prices from QA and margin (changes not
 
 daily-report: $(STAMP) ## write yesterday's daily report (JSON, HTML, CSV) and send its summary
 	$(EP) report daily
+
+run-brief: $(STAMP) ## make the CEO brief now (JSON, HTML, Markdown) and email it when SMTP is set
+	$(EP) brief --email
 
 finance: $(STAMP) ## revenue, cost, profit, margin and ROI over 7 and 30 days, with breakdowns
 	$(EP) finance

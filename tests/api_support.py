@@ -28,7 +28,14 @@ from tests.conftest import env_for
 TEST_KEY = "ep-api-test-key-7d41c9a02b6e58f3"  # 32 characters, no spaces
 # Settings a developer's shell may hold that must not reach the app under test.
 FOREIGN_ENV = ("ECHOPILOT_", "OPENAI_", "SCHED_", "DASHBOARD_KEY", "SMTP_", "STRIPE_", "NOTION_")
-PATH_VALUES = {"job_id": "1", "task": "retention", "id": "1", "rule": "queue_age"}
+PATH_VALUES = {
+    "job_id": "1",
+    "task": "retention",
+    "id": "1",
+    "rule": "queue_age",
+    "stamp": "20261203_080000",
+    "kind": "html",
+}
 
 
 @contextlib.contextmanager

@@ -156,8 +156,9 @@ def test_the_key_never_appears_in_any_answer(
     for method, path in protected_operations(app):
         if method == "GET":
             answers[f"GET {path}"] = response = client.get(path, headers=good)
-            # A fresh home has no daily report yet: its newest is 404 by contract.
-            expected = 404 if path == "/api/reports/daily/latest" else 200
+            # A fresh home has no daily report or brief yet: those are 404 by contract.
+            empty = ("/api/reports/daily/latest", "/api/exec/report-latest", "/api/exec/briefs/")
+            expected = 404 if path.startswith(empty) else 200
             assert response.status_code == expected, (path, response.text)
     answers["401 missing"] = client.get("/api/jobs")
     answers["401 bearer"] = client.get(

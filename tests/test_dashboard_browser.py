@@ -45,6 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     settings = offline_settings(tmp_path_factory.mktemp("dashboard") / "var")
     run_cli(settings, "demo", "seed", "--json", check=True)
     served = start_server(settings)
+    served.api("POST", "/api/exec/brief")  # the CEO brief panel then shows one
     yield served
     served.stop()
 
@@ -84,7 +85,9 @@ def test_it_asks_for_the_key_then_shows_kpis_and_health(
 
     expect(page.locator("#panel-automations")).to_contain_text("no scheduler is running")
     expect(page.locator("#panel-brief")).to_contain_text("CEO brief")
-    expect(page.locator("#panel-brief")).to_contain_text("Not available yet: arrives with the")
+    expect(page.locator("#panel-brief .brief-headline")).to_have_text(
+        server.api("GET", "/api/exec/report-latest")["headline"]
+    )
     expect(page.locator('#panel-operations [data-op="optimizer"]')).to_contain_text("Preview")
     expect(page.locator("#panel-optimizer")).to_contain_text("Dry run now")
     expect(page.locator('#panel-operations [data-op="self_heal"]')).to_contain_text("Dry run")
@@ -380,14 +383,33 @@ def test_the_panels_of_later_features_render_their_endpoints_once_enabled(
         fulfill_ok({"retried_count": 2, "recovered_stuck": 1, "dead": 0, "eligible_unpaid": []}),
     )
     page.route(
+        "**/api/exec/briefs?limit=1",
+        fulfill_ok({"briefs": [{"stamp": "20300101_080000", "email_status": "not_sent"}]}),
+    )
+    page.route(
         "**/api/exec/report-latest",
         fulfill_ok(
             {
+                "stamp": "20300101_080000",
                 "headline": "2 anomalies detected",
                 "summary": "Quality dipped.",
-                "top_risks": ["QA below target"],
+                "top_risks": [
+                    {
+                        "rule": "quality.avg_below_target",
+                        "severity": "medium",
+                        "title": "QA below target",
+                        "evidence": {"avg_qa_7d": 80.5, "target": 85},
+                        "suggested_fix": "Fix the prompts.",
+                    }
+                ],
                 "actions_next_24h": [
-                    {"action": "Review dead jobs", "owner": "ops", "priority": "high"}
+                    {
+                        "id": "a1",
+                        "task": "Review dead jobs",
+                        "owner": "ops",
+                        "priority": "P1",
+                        "eta_hours": 4,
+                    }
                 ],
             }
         ),
@@ -436,7 +458,10 @@ def test_the_panels_of_later_features_render_their_endpoints_once_enabled(
     expect(ops.locator('[data-op="optimizer"]').get_by_role("button", name="Apply")).to_be_visible()
 
     expect(page.locator("#panel-brief")).to_contain_text("2 anomalies detected")
-    expect(page.locator("#panel-brief")).to_contain_text("Review dead jobs (ops · high)")
+    expect(page.locator("#panel-brief")).to_contain_text("QA below target")
+    action = page.locator('#panel-brief li[data-action="a1"]')
+    expect(action.locator(".brief-task")).to_have_text("Review dead jobs")
+    expect(action.locator(".brief-owner")).to_have_text("ops · ETA 4 h")
     expect(page.locator("#panel-brief")).not_to_contain_text("null")
     expect(page.locator("#panel-activity")).to_contain_text("job.retry")
     save_screenshot(page, tmp_path, "dashboard-panels.png")

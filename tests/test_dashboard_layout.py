@@ -42,6 +42,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # A run with a long result, so the result column has text to fit.
     try:  # the server is stopped even when the set-up below fails
         served.api("POST", "/api/automations/run/retention")
+        # A brief, so the CEO brief panel is laid out with content too.
+        served.api("POST", "/api/exec/brief")
         yield served
     finally:
         served.stop()

@@ -74,6 +74,18 @@ def test_it_does_not_retry_a_permanent_error(model_server: FakeModelServer, stat
     assert model_server.count("task") == 1
 
 
+def test_a_server_that_repeats_the_refused_key_does_not_get_it_into_the_error(
+    model_server: FakeModelServer,
+) -> None:
+    key = "sk-live-do-not-store-0123456789"
+    model_server.on("task", Reply.error(401, f"Incorrect API key provided: {key}"))
+    p = OpenAIProvider(api_key=key, base_url=model_server.url, timeout=5)
+    with pytest.raises(AIError) as caught:
+        p.complete(REQUEST)
+    assert key not in str(caught.value)
+    assert "Incorrect API key provided: ****" in str(caught.value)
+
+
 def test_transient_errors_give_up_after_the_retry_budget(model_server: FakeModelServer) -> None:
     model_server.on("task", *[Reply.error(502)] * 10)
     with pytest.raises(AIError) as caught:

@@ -23,6 +23,7 @@ class OpenAIProvider:
     name = "openai"
 
     def __init__(self, *, api_key: str | None, base_url: str | None, timeout: float) -> None:
+        self._key = api_key
         # Local servers (Ollama, llama.cpp) need no key, but the SDK insists on one.
         self._client = openai.OpenAI(
             api_key=api_key or "not-needed",
@@ -43,7 +44,7 @@ class OpenAIProvider:
                 max_tokens=request.max_tokens,
             )
         except openai.APIStatusError as exc:
-            raise _status_error(exc) from None
+            raise _status_error(exc, self._key) from None
         except openai.APITimeoutError:
             raise AIError("model call timed out", permanent=False) from None
         except openai.APIConnectionError as exc:
@@ -67,10 +68,12 @@ class OpenAIProvider:
         )
 
 
-def _status_error(exc: openai.APIStatusError) -> AIError:
+def _status_error(exc: openai.APIStatusError, key: str | None) -> AIError:
     status = exc.status_code
     transient = status >= 500 or status in TRANSIENT_STATUSES
     detail = storable(_error_message(exc.body) or exc.message)
+    if key:  # a server that repeats the refused key must not get it into the job's error
+        detail = detail.replace(key, "****")
     return AIError(
         f"model server answered {status}: {detail}"[:500],
         permanent=not transient,

@@ -110,7 +110,10 @@ class EdgeMiddleware:
                 headers = list(message.get("headers", []))
                 if no_store and not any(name.lower() == b"cache-control" for name, _ in headers):
                     headers.append(NO_STORE)
-                message["headers"] = [*headers, *extra]
+                # A route that sets its own header of a kind (a brief's stricter content
+                # policy) keeps it alone: two policies would both apply, confusingly.
+                named = {bytes(name).lower() for name, _ in headers}
+                message["headers"] = [*headers, *(h for h in extra if h[0] not in named)]
             await send(message)
 
         if is_protected(path) and _header(scope, b"sec-fetch-site") in OTHER_SITES:

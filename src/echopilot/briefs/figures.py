@@ -10,14 +10,8 @@ from typing import Any
 
 from echopilot.briefs import charts
 
-REVENUE, COST, QA, DONE, DEAD, LOW = (
-    "#1565c0",
-    "#ef6c00",
-    "#6a1b9a",
-    "#2e7d32",
-    "#c62828",
-    "#c62828",
-)
+# Red is kept for the marks of unusual days (charts.py), so no series is drawn in red.
+REVENUE, COST, QA, DONE, DEAD = "#1565c0", "#ef6c00", "#6a1b9a", "#2e7d32", "#57606a"
 
 
 @dataclass(frozen=True)

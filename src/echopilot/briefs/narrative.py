@@ -1,7 +1,8 @@
 """The brief's prose. The deterministic summary is always written; with a model configured,
 the model may rewrite the summary and the wording of the actions from the analysis JSON
 alone (never from raw data), asked for structured output. Its answer is kept only when it
-has the requested shape and every number it states appears in the analysis: a model that
+has the requested shape and every number it states appears in what it was shown of the
+analysis: a model that
 invents (or recomputes, or rounds) a figure is discarded for the deterministic text, and
 the brief says which was used and why.
 """
@@ -112,7 +113,7 @@ def check(answer: Any, analysis: dict[str, Any]) -> tuple[str, dict[str, str]] |
     tasks = {a["id"]: a["task"].strip() for a in actions if a["id"] in known and a["task"].strip()}
     if any(len(t) > MAX_TASK for t in tasks.values()):
         return f"the model's wording of an action was over {MAX_TASK} characters"
-    allowed = numbers_in(analysis)
+    allowed = numbers_in(_for_model(analysis))  # only numbers the model was shown
     for text in (summary, *tasks.values()):
         wrong = unsupported(text, allowed)
         if wrong:

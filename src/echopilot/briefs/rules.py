@@ -421,8 +421,18 @@ def statistical(s: Signals) -> tuple[list[Anomaly], list[dict[str, Any]]]:
     if not days:
         return found, judged
     day = days[-1]["day"]
+    # Days before the first one with any job are no data (the business had not started),
+    # not days of zero revenue or cost: a 10-day-old business has 9 days of history.
+    start = next((i for i, d in enumerate(days) if d["finished"] or d["submitted"]), len(days))
     series: list[tuple[str, str, str, float, str, list[float | None]]] = [
-        (field, label, bad, floor, unit, [_float(d[field]) for d in days])
+        (
+            field,
+            label,
+            bad,
+            floor,
+            unit,
+            [None if i < start else _float(d[field]) for i, d in enumerate(days)],
+        )
         for field, label, bad, floor, unit in SERIES
     ]
     for t in s["task_types"]:

@@ -22,6 +22,7 @@ from echopilot.alerts.engine import dashboard_link
 from echopilot.briefs import analyze as analysis_step
 from echopilot.briefs import compose, figures, files, ingest, mailer, narrative, render
 from echopilot.clock import iso, utcnow
+from echopilot.config import SECRET_FIELDS, Settings
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Brief
 from echopilot.errors import ConflictError, NotFoundError
@@ -49,6 +50,18 @@ class NoBriefYet(NotFoundError):
 
 def _log(runtime: Runtime, event: str, now: datetime, **fields: Any) -> None:
     ndjson.append(ndjson.log_path(runtime.settings.home, LOG_NAME), event, now=now, **fields)
+
+
+def _secret_free(text: str | None, settings: Settings) -> str | None:
+    """`text` with the value of every secret setting masked."""
+    if not text:
+        return text
+    for name in SECRET_FIELDS:
+        secret = getattr(settings, name, None)
+        value = secret.get_secret_value() if secret is not None else ""
+        if value:
+            text = text.replace(value, "****")
+    return text
 
 
 def _taken(runtime: Runtime) -> set[str]:
@@ -120,6 +133,9 @@ def make(
         _save(runtime, "analysis", stamp, found)
         deterministic = compose.deterministic_summary(found)
         prose = narrative.write(found, settings, deterministic)
+        # Why the model's text was not used quotes the model server, which may repeat the
+        # key it was given: the brief is mailed, served and logged, so no secret goes in.
+        prose.reason = _secret_free(prose.reason, settings)
         document = compose.compose(found, prose, stamp=stamp, generated_at=iso(utcnow()) or "")
         charts = figures.make(signals, found, settings.brief_qa_target)
         paths = files.brief_paths(home, stamp)
@@ -210,6 +226,47 @@ def latest(runtime: Runtime) -> dict[str, Any]:
         return _row_answer(row)
 
 
+LISTED_AT_MOST = 90
+
+
+def listing(runtime: Runtime, *, limit: int) -> dict[str, Any]:
+    """The newest `limit` briefs, newest first, in a line each (an empty list before the
+    first: what the dashboard polls, so a fresh install is never an error)."""
+    query = (
+        select(
+            Brief.stamp,
+            Brief.created_at,
+            Brief.cutoff,
+            Brief.headline,
+            Brief.high,
+            Brief.anomalies,
+            Brief.narrative,
+            Brief.email_status,
+            Brief.emailed_at,
+        )
+        .order_by(Brief.created_at.desc(), Brief.id.desc())
+        .limit(min(limit, LISTED_AT_MOST))
+    )
+    with read_session(runtime.sessions) as session:
+        rows = session.execute(query).all()
+    return {
+        "briefs": [
+            {
+                "stamp": r.stamp,
+                "created_at": iso(r.created_at),
+                "cutoff": iso(r.cutoff),
+                "headline": r.headline,
+                "high": r.high,
+                "anomalies": r.anomalies,
+                "narrative": r.narrative,
+                "email_status": r.email_status,
+                "emailed_at": iso(r.emailed_at),
+            }
+            for r in rows
+        ]
+    }
+
+
 def get(runtime: Runtime, stamp: str) -> dict[str, Any]:
     with read_session(runtime.sessions) as session:
         row = session.scalars(select(Brief).where(Brief.stamp == stamp)).first()
@@ -233,9 +290,12 @@ def email(
     settings = runtime.settings
     brief = get(runtime, stamp) if stamp else latest(runtime)
     stamp = brief["stamp"]
+    if brief["email"]["status"] == "sent" and not resend:
+        _refuse(runtime, stamp)
     problem = mailer.problem(settings)
     if problem is not None:
-        _finish(runtime, stamp, "not_configured", now, None, problem, counted=False)
+        if brief["email"]["status"] != "sent":  # a sent brief stays sent
+            _finish(runtime, stamp, "not_configured", now, None, problem, counted=False)
         _log(runtime, "brief_email_not_sent", now, stamp=stamp, actor=actor, reason=problem)
         short = _short_version(runtime, brief, skip_email=False)
         return {
@@ -311,15 +371,20 @@ def _claim(runtime: Runtime, stamp: str, now: datetime, resend: bool) -> None:
             )
             .rowcount
         )
-        if claimed:
-            return
+    if not claimed:
+        _refuse(runtime, stamp)
+
+
+def _refuse(runtime: Runtime, stamp: str) -> None:
+    """Raise the conflict that stops a second send: sent already, or being sent."""
+    with read_session(runtime.sessions) as session:
         row = session.scalars(select(Brief).where(Brief.stamp == stamp)).one()
         if row.email_status == "sent":
             raise ConflictError(
                 f"brief {stamp} was already emailed at {iso(row.emailed_at)}; "
                 "ask for a resend to send it again (--resend, resend=true)"
             )
-        raise ConflictError(f"brief {stamp} is being emailed now; try again in a few minutes")
+    raise ConflictError(f"brief {stamp} is being emailed now; try again in a few minutes")
 
 
 def _finish(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from echopilot.cli.common import JsonOption, console, output, runtime
+from echopilot.cli.common import EXIT_FAILED, JsonOption, console, output, runtime
 
 
 def brief_command(
@@ -16,21 +16,48 @@ def brief_command(
             "--email", help="Also email it to ALERT_TO (and a short version to the alert channels)."
         ),
     ] = False,
+    stamp: Annotated[
+        str | None,
+        typer.Option(
+            "--stamp",
+            metavar="STAMP",
+            help="With --email: email this earlier brief instead of making a new one.",
+        ),
+    ] = None,
     resend: Annotated[
         bool,
-        typer.Option("--resend", help="With --email: send even if this brief was sent before."),
+        typer.Option(
+            "--resend",
+            help="With --email: send an earlier brief (--stamp, default the newest) again.",
+        ),
     ] = False,
     as_json: bool = JsonOption,
-) -> None:
+) -> int:
     """Make the CEO brief now: KPIs, anomalies with their evidence, actions for the next
     24 hours and 7 days; written as JSON, HTML and Markdown under reports/briefs/."""
-    from echopilot.briefs.service import run_by
+    from echopilot.briefs import files
+    from echopilot.briefs.service import email_by, run_by
 
-    if resend and not email:
-        raise typer.BadParameter("--resend needs --email", param_hint="--resend")
+    if (resend or stamp) and not email:
+        raise typer.BadParameter("needs --email", param_hint="--resend" if resend else "--stamp")
+    if stamp is not None and not files.STAMP.match(stamp):
+        raise typer.BadParameter("a brief's stamp looks like 20261203_080000", param_hint="--stamp")
     with runtime() as rt:
-        result = run_by(rt, actor="cli", send=email, resend=resend)
+        if stamp or resend:
+            sent = email_by(rt, actor="cli", stamp=stamp, resend=resend)
+            output(sent, as_json, _print_email)
+            return 0 if sent["sent"] else EXIT_FAILED  # asked only to send: it did not
+        result = run_by(rt, actor="cli", send=email)
     output(result, as_json, _print_brief)
+    return 0
+
+
+def _print_email(sent: dict[str, Any]) -> None:
+    if sent["sent"]:
+        text = f"Brief {sent['stamp']} emailed to {', '.join(sent['to'])}."
+    else:
+        text = f"Brief {sent['stamp']} not emailed: {sent['reason']}"
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_brief(b: dict[str, Any]) -> None:

@@ -279,21 +279,27 @@ def owed(conn: Connection, now: datetime) -> dict[str, Any]:
 
 
 def finance(
-    conn: Connection, *, now: datetime | None = None, days: Iterable[int] = WINDOWS
+    conn: Connection,
+    *,
+    now: datetime | None = None,
+    days: Iterable[int] = WINDOWS,
+    breakdowns: tuple[str, ...] = BREAKDOWNS,
 ) -> dict[str, Any]:
     """The 7- and 30-day figures (or the windows asked for), each broken down by task type,
-    client and model, and money owed with its ageing."""
+    client and model (or the `breakdowns` asked for: each costs a read of its roll-ups),
+    and money owed with its ageing."""
     now = now or utcnow()
     days = list(days)
     starts = [now - timedelta(days=n) for n in days]
-    found = totals.windows(conn, starts, now, ("all", *BREAKDOWNS, "unpriced_model"))
-    names = _client_names(conn, {key for by_dim in found for key in by_dim["client"]})
+    found = totals.windows(conn, starts, now, ("all", *breakdowns, "unpriced_model"))
+    clients = {key for by_dim in found for key in by_dim.get("client", {})}
+    names = _client_names(conn, clients)
     windows: dict[str, Any] = {}
     for n, start, by_dim in zip(days, starts, found, strict=True):
         w = _figures_of(conn, start, now, by_dim)
         w["days"] = n
         w["breakdown"] = {
-            dim: _breakdown(by_dim[dim], names if dim == "client" else None) for dim in BREAKDOWNS
+            dim: _breakdown(by_dim[dim], names if dim == "client" else None) for dim in breakdowns
         }
         w["unpriced_models"] = _named(by_dim["unpriced_model"])
         windows[f"{n}d"] = w

@@ -79,6 +79,17 @@ async def report_latest(runtime: RuntimeDep, request: Request) -> Response:
     return await answer(request, lambda: service.latest(runtime))
 
 
+@router.get("/briefs", response_model=Envelope[dict[str, Any]])
+async def briefs(
+    runtime: RuntimeDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=service.LISTED_AT_MOST)] = 10,
+) -> Response:
+    """The newest briefs in a line each (stamp, headline, counts, email status), newest
+    first; an empty list before the first."""
+    return await answer(request, lambda: service.listing(runtime, limit=limit))
+
+
 @router.get("/briefs/{stamp}/{kind}", response_class=FileResponse)
 async def brief_file(
     runtime: RuntimeDep,
