@@ -187,7 +187,7 @@ def test_a_model_server_error_leaves_the_deterministic_summary_with_the_reason(
     assert reason.startswith("model call failed: InternalServerError")
     assert "500" in reason
     assert model_server.count() == 2  # the client's one retry, then the brief goes out
-    assert brief["headline"] == "1 anomaly detected"
+    assert brief["headline"] == "1 anomalies detected"
     assert Path(brief["paths"]["json"]).is_file()
 
 
@@ -219,7 +219,7 @@ def test_numbers_in_finds_numbers_in_values_strings_and_keys() -> None:
         Decimal("12.5"),
         Decimal("42"),
         Decimal("1.5"),
-        Decimal("3.2"),
+        Decimal("-3.2"),  # signed: "3.20" would not match a loss of 3.20
         Decimal("1234"),
     }
 

@@ -209,7 +209,7 @@ def test_a_run_of_low_scores_on_one_task_type_is_a_high_quality_risk_for_that_ty
     assert risk["evidence"]["consecutive_low"] == 3
     assert risk["evidence"]["scores"] == [75.0, 72.0, 70.0]  # newest first
     assert risk["evidence"]["job_ids"] == list(reversed(low_ids))
-    assert brief["headline"] == "1 HIGH SEVERITY ALERT"
+    assert brief["headline"] == "1 HIGH SEVERITY ALERTS"
     assert brief["top_risks"][0]["rule"] == "quality.low_qa_run:drafting"
     tasks = [a["task"] for a in brief["actions_next_24h"]]
     assert "Review the low-scored drafting jobs before they are billed" in tasks
@@ -393,7 +393,7 @@ def test_a_slow_week_is_flagged_as_high_latency(rt: Runtime) -> None:
         (LAST_DAY - timedelta(days=n)).isoformat() for n in range(6, -1, -1)
     ]
     assert found(analysis, "stats.latency_p95_ms")["type"] == "statistical"
-    assert brief["headline"] == "1 HIGH SEVERITY ALERT"
+    assert brief["headline"] == "1 HIGH SEVERITY ALERTS"
 
 
 def test_a_latency_limit_above_the_slow_week_silences_the_rule(
@@ -427,7 +427,7 @@ def test_no_new_client_in_seven_days_is_a_growth_risk(rt: Runtime) -> None:
     assert risk["evidence"]["days_since_newest"] == 10.0
     assert risk["evidence"]["clients_total"] == 3 and risk["evidence"]["new_30d"] == 1
     assert risk["evidence"]["newest_at"].startswith("2026-06-05T08:00:00")
-    assert brief["headline"] == "1 anomaly detected"
+    assert brief["headline"] == "1 anomalies detected"
     assert [a["owner"] for a in brief["actions_next_7d"]] == ["growth"]
 
 

@@ -17,10 +17,11 @@ NOMINAL = "All systems nominal"
 
 def headline(analysis: dict[str, Any]) -> str:
     high, total = analysis["counts"]["high"], analysis["counts"]["total"]
+    # The original's exact words whatever N (scripts and mail filters match them).
     if high:
-        return f"{high} HIGH SEVERITY ALERT{'S' if high != 1 else ''}"
+        return f"{high} HIGH SEVERITY ALERTS"
     if total:
-        return f"{total} anomal{'ies' if total != 1 else 'y'} detected"
+        return f"{total} anomalies detected"
     return NO_JOBS if analysis["empty"] else NOMINAL
 
 

@@ -153,7 +153,7 @@ def _task_types(
                 Job.qa_score.is_not(None),
             )
             .order_by(Job.finished_at.desc(), Job.id.desc())
-            .limit(RECENT_SCORED)
+            .limit(max(RECENT_SCORED, settings.brief_qa_run))
         ).all()
         if not recent and name not in weekly:
             continue  # a task type never used: nothing to say about it

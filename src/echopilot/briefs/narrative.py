@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, cast
 
 from echopilot.config import Settings
@@ -20,7 +20,8 @@ from echopilot.config import Settings
 MAX_SUMMARY = 2000
 MAX_TASK = 300
 MAX_TOKENS = 900
-_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+# A minus counts when it starts the number ("-12.50", "(-3"), not inside a date (2026-06-15).
+_NUMBER = re.compile(r"(?:(?<![\w.-])-)?\d[\d,]*(?:\.\d+)?")
 
 SYSTEM = (
     "You write the prose of a company's daily CEO brief. You are given the brief's analysis "
@@ -84,11 +85,9 @@ def numbers_in(value: Any) -> set[Decimal]:
 
 
 def _norm(text: str) -> Decimal:
-    try:
-        number = Decimal(text.replace(",", ""))
-    except InvalidOperation:
-        return Decimal(-1)
-    return abs(number).normalize()
+    # Signed: a loss stated as a gain is a wrong number. Always a valid decimal: the
+    # pattern's digits and commas, or a JSON number's text.
+    return Decimal(text.replace(",", "")).normalize()
 
 
 def unsupported(text: str, allowed: set[Decimal]) -> list[str]:

@@ -318,7 +318,7 @@ def scheduler_health(s: Signals, settings: Settings) -> list[Anomaly]:
                 "caught up once.",
             )
         )
-    elif sched["paused"]:
+    if sched["paused"]:
         found.append(
             anomaly(
                 "ops.automations_paused",
@@ -421,9 +421,10 @@ def statistical(s: Signals) -> tuple[list[Anomaly], list[dict[str, Any]]]:
     if not days:
         return found, judged
     day = days[-1]["day"]
-    # Days before the first one with any job are no data (the business had not started),
-    # not days of zero revenue or cost: a 10-day-old business has 9 days of history.
-    start = next((i for i, d in enumerate(days) if d["finished"] or d["submitted"]), len(days))
+    # A day with no job at all is no data, not a day of zero revenue or cost: a business
+    # that rests at weekends (or started 10 days ago) is not judged by its empty days. A
+    # business that stops is the revenue-falling and operations rules' to catch.
+    idle = {i for i, d in enumerate(days) if not (d["finished"] or d["submitted"])}
     series: list[tuple[str, str, str, float, str, list[float | None]]] = [
         (
             field,
@@ -431,7 +432,7 @@ def statistical(s: Signals) -> tuple[list[Anomaly], list[dict[str, Any]]]:
             bad,
             floor,
             unit,
-            [None if i < start else _float(d[field]) for i, d in enumerate(days)],
+            [None if i in idle else _float(d[field]) for i, d in enumerate(days)],
         )
         for field, label, bad, floor, unit in SERIES
     ]

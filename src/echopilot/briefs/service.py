@@ -25,7 +25,7 @@ from echopilot.clock import iso, utcnow
 from echopilot.config import SECRET_FIELDS, Settings
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Brief
-from echopilot.errors import ConflictError, NotFoundError
+from echopilot.errors import ConflictError, NotFoundError, OperationFailed
 from echopilot.reports import daily, notify
 from echopilot.reports import files as report_files
 from echopilot.runtime import Runtime
@@ -34,7 +34,7 @@ from echopilot.scheduler import store
 TASK = "brief"
 LOG_NAME = "exec"
 CLAIM_HELD = timedelta(minutes=15)  # a send that crashed frees the brief after this
-SENDABLE = ("not_sent", "failed", "not_configured")
+SENDABLE = ("not_sent", "not_configured")  # and "failed" when it reached no one
 
 
 class NoBriefYet(NotFoundError):
@@ -100,11 +100,15 @@ def run_analyze(
     home = runtime.settings.home
     if stamp is None:
         stamp = run_ingest(runtime, now=now)["stamp"]
-    signals = files.read(home, "ingest", stamp)
-    if signals is None:
-        raise NotFoundError("ingest snapshot", stamp, "make one with POST /api/exec/ingest")
-    found = {"stamp": stamp, **analysis_step.analyze(signals, runtime.settings)}
-    saved = _save(runtime, "analysis", stamp, found)
+    with report_files.locked(files.folder(home)):
+        signals = files.read(home, "ingest", stamp)
+        if signals is None:
+            raise NotFoundError("ingest snapshot", stamp, "make one with POST /api/exec/ingest")
+        if files.path(home, "brief", stamp).exists():
+            # Its email draws the charts again from this analysis: it stays as it was.
+            raise ConflictError(f"brief {stamp} was made from this snapshot; its analysis is kept")
+        found = {"stamp": stamp, **analysis_step.analyze(signals, runtime.settings)}
+        saved = _save(runtime, "analysis", stamp, found)
     _log(runtime, "brief_analysis", now, stamp=stamp, path=saved, counts=found["counts"])
     return {"stamp": stamp, "path": saved, "analysis": found}
 
@@ -136,7 +140,7 @@ def make(
         # Why the model's text was not used quotes the model server, which may repeat the
         # key it was given: the brief is mailed, served and logged, so no secret goes in.
         prose.reason = _secret_free(prose.reason, settings)
-        document = compose.compose(found, prose, stamp=stamp, generated_at=iso(utcnow()) or "")
+        document = compose.compose(found, prose, stamp=stamp, generated_at=iso(now) or "")
         charts = figures.make(signals, found, settings.brief_qa_target)
         paths = files.brief_paths(home, stamp)
         document["paths"] = {kind: str(p) for kind, p in paths.items()}
@@ -150,7 +154,7 @@ def make(
         report_files.sync_folder(folder)
     row = Brief(
         stamp=stamp,
-        created_at=utcnow(),
+        created_at=now,
         cutoff=now,
         slot=slot,
         actor=actor,
@@ -294,8 +298,7 @@ def email(
         _refuse(runtime, stamp)
     problem = mailer.problem(settings)
     if problem is not None:
-        if brief["email"]["status"] != "sent":  # a sent brief stays sent
-            _finish(runtime, stamp, "not_configured", now, None, problem, counted=False)
+        _finish(runtime, stamp, "not_configured", now, None, problem, counted=False)
         _log(runtime, "brief_email_not_sent", now, stamp=stamp, actor=actor, reason=problem)
         short = _short_version(runtime, brief, skip_email=False)
         return {
@@ -357,10 +360,12 @@ def _claim(runtime: Runtime, stamp: str, now: datetime, resend: bool) -> None:
     send holds it."""
     free = or_(
         Brief.email_status.in_(SENDABLE),
+        (Brief.email_status == "failed") & or_(Brief.email_to.is_(None), Brief.email_to == ""),
         (Brief.email_status == "sending") & (Brief.email_claimed_at < now - CLAIM_HELD),
     )
     if resend:
-        free = or_(free, Brief.email_status == "sent")
+        # Again to everyone: sent, or failed after reaching some of them.
+        free = or_(free, Brief.email_status.in_(("sent", "failed")))
     with write_session(runtime.sessions) as session:
         claimed = (
             session.connection()
@@ -383,6 +388,11 @@ def _refuse(runtime: Runtime, stamp: str) -> None:
             raise ConflictError(
                 f"brief {stamp} was already emailed at {iso(row.emailed_at)}; "
                 "ask for a resend to send it again (--resend, resend=true)"
+            )
+        if row.email_status == "failed":
+            raise ConflictError(
+                f"brief {stamp} reached {row.email_to} before its email failed; ask for a "
+                "resend to send it to every address again (--resend, resend=true)"
             )
     raise ConflictError(f"brief {stamp} is being emailed now; try again in a few minutes")
 
@@ -407,8 +417,11 @@ def _finish(
         values["email_sends"] = Brief.email_sends + 1
     if status == "sent":
         values["emailed_at"] = now
+    query = update(Brief).where(Brief.stamp == stamp)
+    if status == "not_configured":  # no send happened: a sent brief stays sent, and
+        query = query.where(Brief.email_status.not_in(("sent", "sending")))  # a claim held
     with write_session(runtime.sessions) as session:
-        session.execute(update(Brief).where(Brief.stamp == stamp).values(**values))
+        session.execute(query.values(**values))
 
 
 def _outgoing(runtime: Runtime, brief: dict[str, Any]) -> mailer.Outgoing:
@@ -451,7 +464,7 @@ def run_by(
     started = utcnow()
     result = make(runtime, actor=actor)
     if send:
-        result["email"] = email(runtime, actor=actor, stamp=result["stamp"], resend=resend)
+        result["email"] = email_by(runtime, actor=actor, stamp=result["stamp"], resend=resend)
     summary = _summary(result)
     with write_session(runtime.sessions) as session:
         store.record_manual(session, TASK, started=started, summary=summary, actor=actor)
@@ -468,13 +481,20 @@ def run_by(
 def scheduled(runtime: Runtime, *, slot: datetime, now: datetime) -> dict[str, Any]:
     """The scheduled task: the slot's brief (made once) and its email (sent once)."""
     result = make(runtime, actor="scheduler", now=now, slot=slot)
-    if result["email"]["status"] in ("sent", "sending"):
+    if result["email"]["status"] == "sent":
         return _summary(result)
-    try:
+    try:  # a claim left by a crashed send is taken over once it is stale
         result["email"] = email(runtime, actor="scheduler", stamp=result["stamp"], now=now)
     except ConflictError as exc:
         result["email"] = {"sent": False, "status": "conflict", "reason": str(exc)}
-    return _summary(result)
+    summary = _summary(result)
+    if result["email"]["status"] == "failed":
+        # The brief is written, but the owner did not get it: the run fails, so the
+        # automations panel and the scheduled-failures checks show it.
+        raise OperationFailed(
+            f"brief {result['stamp']} written, email failed: {result['email']['reason']}"
+        )
+    return summary
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:

@@ -49,7 +49,9 @@ def brief_command(
             return 0 if sent["sent"] else EXIT_FAILED  # asked only to send: it did not
         result = run_by(rt, actor="cli", send=email)
     output(result, as_json, _print_brief)
-    return 0
+    # A mail server that failed is a failure a cron job must see; mail not set up is a
+    # choice, said in the output.
+    return EXIT_FAILED if (result.get("email") or {}).get("status") == "failed" else 0
 
 
 def _print_email(sent: dict[str, Any]) -> None:
