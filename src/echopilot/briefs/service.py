@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from echopilot import audit, ndjson
@@ -294,7 +294,8 @@ def email(
     settings = runtime.settings
     brief = get(runtime, stamp) if stamp else latest(runtime)
     stamp = brief["stamp"]
-    if brief["email"]["status"] == "sent" and not resend:
+    state = brief["email"]
+    if not resend and (state["status"] == "sent" or (state["status"] == "failed" and state["to"])):
         _refuse(runtime, stamp)
     problem = mailer.problem(settings)
     if problem is not None:
@@ -359,8 +360,7 @@ def _claim(runtime: Runtime, stamp: str, now: datetime, resend: bool) -> None:
     """Mark the brief as being sent, unless it is sent (and this is no resend) or another
     send holds it."""
     free = or_(
-        Brief.email_status.in_(SENDABLE),
-        (Brief.email_status == "failed") & or_(Brief.email_to.is_(None), Brief.email_to == ""),
+        _unsent(),
         (Brief.email_status == "sending") & (Brief.email_claimed_at < now - CLAIM_HELD),
     )
     if resend:
@@ -378,6 +378,14 @@ def _claim(runtime: Runtime, stamp: str, now: datetime, resend: bool) -> None:
         )
     if not claimed:
         _refuse(runtime, stamp)
+
+
+def _unsent() -> ColumnElement[bool]:
+    """Briefs no address has received: never sent, mail not set up, or failed before any."""
+    return or_(
+        Brief.email_status.in_(SENDABLE),
+        (Brief.email_status == "failed") & or_(Brief.email_to.is_(None), Brief.email_to == ""),
+    )
 
 
 def _refuse(runtime: Runtime, stamp: str) -> None:
@@ -418,8 +426,8 @@ def _finish(
     if status == "sent":
         values["emailed_at"] = now
     query = update(Brief).where(Brief.stamp == stamp)
-    if status == "not_configured":  # no send happened: a sent brief stays sent, and
-        query = query.where(Brief.email_status.not_in(("sent", "sending")))  # a claim held
+    if status == "not_configured":  # no send happened: what was sent or is being sent stays
+        query = query.where(_unsent())
     with write_session(runtime.sessions) as session:
         session.execute(query.values(**values))
 
