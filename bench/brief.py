@@ -34,7 +34,6 @@ import itertools
 import os
 import random
 import resource
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -45,13 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-from sqlalchemy import create_engine
-
-from echopilot.finance import rollup_sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
-from finance import BATCH, DAYS, STAMP, echopilot
+from finance import BATCH, DAYS, STAMP, bulk_load
 
 TARGET_SECONDS = 2.0
 TARGET_JOBS = 1_000_000
@@ -181,46 +177,14 @@ def rows(
 
 def load(home: Path, count: int, now: datetime, progress: Progress) -> tuple[float, float]:
     """A migrated home with `count` jobs; the seconds the bulk insert and the roll-ups'
-    rebuild took (as bench/finance.py loads its homes)."""
-    echopilot(home, "db", "upgrade")
+    rebuild took (loaded as bench/finance.py loads its homes)."""
     rng = random.Random(count)
     signups = clients_over_time(count, now, rng)
-    db = sqlite3.connect(home / "echopilot.db")
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executemany(
-        "INSERT INTO clients (id, name, email, rate_overrides, is_demo, created_at) "
-        "VALUES (?, ?, ?, '{}', 0, ?)",
-        [
-            (n, f"Client {n}", f"client{n}@example.com", signup.strftime(STAMP))
-            for n, signup in enumerate(signups, 1)
-        ],
-    )
-    db.commit()
-    engine = create_engine(f"sqlite:///{home / 'echopilot.db'}")
-    with engine.begin() as conn:
-        rollup_sql.uninstall(conn)
-    task = progress.add_task(f"loading {count:,} jobs", total=count)
-    started = time.perf_counter()
-    made = rows(count, now, signups, rng)
-    left = count
-    while left:
-        batch = [next(made) for _ in range(min(BATCH, left))]
-        db.executemany(INSERT, batch)
-        db.commit()
-        left -= len(batch)
-        progress.advance(task, len(batch))
-    seconds = time.perf_counter() - started
-    db.close()
-    started = time.perf_counter()
-    with engine.begin() as conn:
-        rollup_sql.rebuild(conn)
-        rollup_sql.install(conn)
-        conn.exec_driver_sql("ANALYZE")
-    with engine.connect() as conn:  # as a running EchoPilot's checkpoints would leave it
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
-    return seconds, time.perf_counter() - started
+    clients = [
+        (n, f"Client {n}", f"client{n}@example.com", signup.strftime(STAMP))
+        for n, signup in enumerate(signups, 1)
+    ]
+    return bulk_load(home, count, clients, rows(count, now, signups, rng), INSERT, progress)
 
 
 def runtime(home: Path) -> Any:

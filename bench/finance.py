@@ -122,6 +122,25 @@ INSERT = (
 def load(home: Path, count: int, progress: Progress) -> tuple[float, float]:
     """A migrated home with `count` jobs; the seconds the bulk insert and the roll-ups'
     rebuild took."""
+    clients = [
+        (n, f"Client {n}", f"client{n}@example.com", "2026-01-01 00:00:00.000000")
+        for n in range(1, CLIENTS + 1)
+    ]
+    jobs = rows(count, datetime.now(UTC), random.Random(count))
+    return bulk_load(home, count, clients, jobs, INSERT, progress)
+
+
+def bulk_load(
+    home: Path,
+    count: int,
+    clients: list[tuple[object, ...]],
+    jobs: Iterator[tuple[object, ...]],
+    insert: str,
+    progress: Progress,
+) -> tuple[float, float]:
+    """Migrate `home`, insert `clients` (id, name, email, created_at) and `count` of `jobs`
+    with the roll-up triggers off, then rebuild the roll-ups in one pass: the seconds the
+    insert and the rebuild took."""
     echopilot(home, "db", "upgrade")
     db = sqlite3.connect(home / "echopilot.db")
     db.execute("PRAGMA journal_mode=WAL")
@@ -129,24 +148,18 @@ def load(home: Path, count: int, progress: Progress) -> tuple[float, float]:
     db.executemany(
         "INSERT INTO clients (id, name, email, rate_overrides, is_demo, created_at) "
         "VALUES (?, ?, ?, '{}', 0, ?)",
-        [
-            (n, f"Client {n}", f"client{n}@example.com", "2026-01-01 00:00:00.000000")
-            for n in range(1, CLIENTS + 1)
-        ],
+        clients,
     )
     db.commit()
     engine = create_engine(f"sqlite:///{home / 'echopilot.db'}")
     with engine.begin() as conn:
         rollup_sql.uninstall(conn)
-    now = datetime.now(UTC)
-    rng = random.Random(count)
     task = progress.add_task(f"loading {count:,} jobs", total=count)
     started = time.perf_counter()
-    made = rows(count, now, rng)
     left = count
     while left:
-        batch = [next(made) for _ in range(min(BATCH, left))]
-        db.executemany(INSERT, batch)
+        batch = [next(jobs) for _ in range(min(BATCH, left))]
+        db.executemany(insert, batch)
         db.commit()
         left -= len(batch)
         progress.advance(task, len(batch))

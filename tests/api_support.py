@@ -23,11 +23,9 @@ from starlette.testclient import TestClient
 from echopilot.api.app import create_app
 from echopilot.config import Settings
 from echopilot.runtime import Runtime
-from tests.conftest import env_for
+from tests.conftest import FOREIGN_ENV, env_for
 
 TEST_KEY = "ep-api-test-key-7d41c9a02b6e58f3"  # 32 characters, no spaces
-# Settings a developer's shell may hold that must not reach the app under test.
-FOREIGN_ENV = ("ECHOPILOT_", "OPENAI_", "SCHED_", "DASHBOARD_KEY", "SMTP_", "STRIPE_", "NOTION_")
 PATH_VALUES = {
     "job_id": "1",
     "task": "retention",

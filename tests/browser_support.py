@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from echopilot.config import Settings, load_settings
-from tests.conftest import env_for
+from tests.conftest import FOREIGN_ENV, env_for
 
 TEST_KEY = "ep-browser-test-key-5f3a9c1d7e2b"  # 32 characters
 REQUIRE_BROWSER = os.environ.get("ECHOPILOT_TEST_REQUIRE_BROWSER") == "1"
@@ -37,8 +37,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# Settings a developer's shell may hold that must not reach the served app.
-FOREIGN_ENV = ("ECHOPILOT_", "OPENAI_", "SCHED_", "DASHBOARD_KEY", "SMTP_", "STRIPE_", "NOTION_")
 RESULTS = Path(__file__).resolve().parents[1] / "test-results"
 CHARTS = ("chart-jobs", "chart-qa", "chart-money", "chart-latency")
 WIDE = {"width": 1440, "height": 900}

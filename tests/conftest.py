@@ -37,13 +37,25 @@ REQUIRE_SERVICES = os.environ.get("ECHOPILOT_TEST_REQUIRE_SERVICES") == "1"
 BACKENDS = ("embedded", "postgres", "redis")
 
 
+# Settings a developer's shell may hold that must not reach the code under test.
+FOREIGN_ENV = (
+    "ECHOPILOT_",
+    "OPENAI_",
+    "SCHED_",
+    "DASHBOARD_KEY",
+    "SMTP_",
+    "ALERT_TO",
+    "TELEGRAM_",
+    "STRIPE_",
+    "NOTION_",
+)
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No setting leaks in from the developer's shell."""
     for name in list(os.environ):
-        if name.startswith(("ECHOPILOT_", "OPENAI_", "SCHED_", "DASHBOARD_KEY")) and not (
-            name.startswith("ECHOPILOT_TEST_")
-        ):
+        if name.startswith(FOREIGN_ENV) and not name.startswith("ECHOPILOT_TEST_"):
             monkeypatch.delenv(name, raising=False)
 
 

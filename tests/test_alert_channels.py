@@ -40,26 +40,6 @@ SMTP_SECRET = "smtp-pass-Zq81xWv"
 TELEGRAM_TOKEN = "123456:ABC-secret"
 RECIPIENTS = {"ops@example.com", "cto@example.com"}
 DASHBOARD = "http://127.0.0.1:8000/dashboard"
-# Channel settings a developer's shell may hold (conftest clears the ECHOPILOT_ ones).
-CHANNEL_ENV = (
-    "TELEGRAM_BOT_TOKEN",
-    "TELEGRAM_CHAT_ID",
-    "SMTP_HOST",
-    "SMTP_PORT",
-    "SMTP_USER",
-    "SMTP_PASS",
-    "SMTP_SECURITY",
-    "SMTP_FROM",
-    "ALERT_TO",
-)
-
-
-@pytest.fixture(autouse=True)
-def _no_channel_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in CHANNEL_ENV:
-        monkeypatch.delenv(name, raising=False)
-
-
 # ------------------------------------------------------------------ local servers
 
 

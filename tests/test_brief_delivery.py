@@ -47,28 +47,6 @@ OPENAI_SECRET = "sk-brief-test-9f8e7d6c5b4a"
 CHART_NAMES = {"money", "quality", "jobs", "types"}
 STAMP = re.compile(r"^\d{8}_\d{6}(?:-\d{1,4})?$")
 SLOT = datetime(2025, 3, 15, 8, 0, tzinfo=UTC)
-# Settings a developer's shell may hold (conftest clears only the ECHOPILOT_ ones).
-CHANNEL_ENV = (
-    "SMTP_HOST",
-    "SMTP_PORT",
-    "SMTP_USER",
-    "SMTP_PASS",
-    "SMTP_SECURITY",
-    "SMTP_FROM",
-    "ALERT_TO",
-    "TELEGRAM_BOT_TOKEN",
-    "TELEGRAM_CHAT_ID",
-)
-
-
-@pytest.fixture(autouse=True)
-def _no_channel_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's SMTP_*, ALERT_TO or Telegram settings must not reach the code under
-    test or its children (conftest clears the ECHOPILOT_ ones)."""
-    for name in CHANNEL_ENV:
-        monkeypatch.delenv(name, raising=False)
-
-
 # ------------------------------------------------------------------ helpers
 
 

@@ -32,22 +32,6 @@ TO = ["ceo@example.com", "cfo@example.com"]
 USER = "echopilot"
 PASSWORD = "smtp-pass-Kq93zTw"
 SUBJECT = "Brief — 3 anomalies"
-# Settings a developer's shell may hold (conftest clears only the ECHOPILOT_ ones).
-MAIL_ENV = (
-    "SMTP_HOST",
-    "SMTP_PORT",
-    "SMTP_USER",
-    "SMTP_PASS",
-    "SMTP_SECURITY",
-    "SMTP_FROM",
-    "ALERT_TO",
-)
-
-
-@pytest.fixture(autouse=True)
-def _no_mail_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in MAIL_ENV:
-        monkeypatch.delenv(name, raising=False)
 
 
 def png(width: int, height: int, shade: int) -> bytes:

@@ -37,7 +37,6 @@ from tests.api_support import free_port
 from tests.conftest import run_cli
 from tests.fakes.model_server import FakeModelServer
 from tests.test_brief_delivery import (
-    CHANNEL_ENV,
     SLOT,
     TO,
     USER,
@@ -62,13 +61,6 @@ from tests.test_brief_scenarios import (
 )
 
 WRONG_PASSWORD = "smtp-pass-Wrong-41xQ"
-
-
-@pytest.fixture(autouse=True)
-def _no_channel_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's SMTP_*, ALERT_TO or Telegram settings must not reach the code under test."""
-    for name in CHANNEL_ENV:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ from tests import job_rows
 from tests.api_support import api_client, assert_error, assert_ok, free_port
 from tests.browser_support import chromium, require_browser, save_screenshot
 from tests.conftest import run_cli
-from tests.test_alert_channels import CHANNEL_ENV, read_mail, smtp_server
+from tests.test_alert_channels import read_mail, smtp_server
 
 BOTH = pytest.mark.parametrize("backend", ["embedded", "postgres"], indirect=True)
 DAY = date(2025, 3, 14)
@@ -61,12 +61,6 @@ OWNER = "owner@example.com"
 def at(hour: int, minute: int = 0, second: int = 0, micro: int = 0, days: int = 0) -> datetime:
     """A moment of DAY (or of a day `days` after it), UTC."""
     return datetime(2025, 3, 14, hour, minute, second, micro, tzinfo=UTC) + timedelta(days=days)
-
-
-@pytest.fixture(autouse=True)
-def _no_channel_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in CHANNEL_ENV:
-        monkeypatch.delenv(name, raising=False)
 
 
 # ------------------------------------------------------------------ the day's rows
