@@ -142,6 +142,7 @@ def _task_types(
     weekly = {row["key"]: row for row in week["breakdown"]["task_type"]}
     names = set(weekly) | set(conn.execute(select(TaskType.name)).scalars())
     daily_qa = _daily_qa_by_type(conn, days)
+    limit = max(RECENT_SCORED, settings.brief_qa_run)
     out = []
     for name in sorted(names):
         recent = conn.execute(
@@ -153,7 +154,7 @@ def _task_types(
                 Job.qa_score.is_not(None),
             )
             .order_by(Job.finished_at.desc(), Job.id.desc())
-            .limit(max(RECENT_SCORED, settings.brief_qa_run))
+            .limit(limit)
         ).all()
         if not recent and name not in weekly:
             continue  # a task type never used: nothing to say about it
@@ -165,6 +166,7 @@ def _task_types(
                 "avg_qa_7d": w["avg_qa"] if w else None,
                 "revenue_7d": w["revenue"] if w else "0.00",
                 "margin_7d_pct": w["margin_pct"] if w else None,
+                "recent_limit": limit,  # a run as long as this may be longer
                 "recent_scored": [
                     {
                         "id": job_id,

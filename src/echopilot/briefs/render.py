@@ -92,8 +92,8 @@ def _header(brief: dict[str, Any]) -> str:
     return (
         '<section class="card">'
         f"<h1>EchoPilot CEO brief</h1>"
-        f'<p class="muted">Generated {escape(brief["generated_at"])} · data to '
-        f"{escape(brief['cutoff'])} · provider: {escape(str(brief['provider']))}</p>"
+        f'<p class="muted">Generated {escape(when(brief["generated_at"]))} · data to '
+        f"{escape(when(brief['cutoff']))} · provider: {escape(str(brief['provider']))}</p>"
         f'<p class="headline {_tone(brief)}">{escape(brief["headline"])}</p>'
         f'<p class="lede">{escape(brief["summary"])}</p>'
         f'<p class="muted">{escape(source)}</p></section>'
@@ -107,7 +107,8 @@ def _freshness(brief: dict[str, Any]) -> str:
     items = "".join(f"<li>{escape(item['detail'])}</li>" for item in fresh["late"])
     return (
         '<section class="card late"><h2>Freshness</h2>'
-        f"<p>Data to {escape(fresh['cutoff'])}. Late or missing:</p><ul>{items}</ul></section>"
+        f"<p>Data to {escape(when(fresh['cutoff']))}. Late or missing:</p><ul>{items}</ul>"
+        "</section>"
     )
 
 

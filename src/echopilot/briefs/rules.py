@@ -79,7 +79,7 @@ def low_qa_runs(s: Signals, settings: Settings) -> list[Anomaly]:
         if len(run) < settings.brief_qa_run:
             continue
         name = t["task_type"]
-        more = "+" if len(run) == len(t["recent_scored"]) else ""
+        more = "+" if len(run) == t.get("recent_limit") else ""  # older ones were not read
         found.append(
             anomaly(
                 f"quality.low_qa_run:{name}",
