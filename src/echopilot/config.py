@@ -57,6 +57,7 @@ SECRET_FIELDS = frozenset(
         "smtp_pass",
         "stripe_secret_key",
         "stripe_webhook_secret",
+        "notion_token",
     }
 )
 URL_FIELDS = frozenset(
@@ -67,6 +68,7 @@ URL_FIELDS = frozenset(
         "openai_base_url",
         "public_url",
         "stripe_api_base",
+        "notion_api_base",
     }
 )
 
@@ -506,6 +508,14 @@ class Settings(BaseSettings):
         validation_alias=_env("ECHOPILOT_BRIEF_NO_CLIENT_DAYS"),
         description="The brief flags no new client in this many days.",
     )
+    brief_notion_lag_seconds: int = Field(
+        default=90,
+        ge=1,
+        le=86_400,
+        validation_alias=_env("ECHOPILOT_BRIEF_NOTION_LAG_SECONDS"),
+        description="The brief flags a Notion read-after-write lag over this in the last 7 "
+        "days, and any write-back Notion has not shown.",
+    )
     daily_budget_usd: Decimal | None = Field(
         default=None,
         gt=0,
@@ -613,6 +623,58 @@ class Settings(BaseSettings):
         validation_alias=_env("ECHOPILOT_PAYMENTS_LOOKBACK_DAYS"),
         description="How far back the first reconciliation reads Stripe's events (later ones "
         "read from the last successful one, with an hour of overlap); Stripe keeps 30 days.",
+    )
+    notion_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("NOTION_TOKEN"),
+        description="Notion integration token (secret); with NOTION_QUEUE_DB_ID it turns the "
+        "Notion connector on.",
+    )
+    notion_queue_db_id: str | None = Field(
+        default=None,
+        validation_alias=_env("NOTION_QUEUE_DB_ID"),
+        description="The Notion database tasks come from (its id, or its link).",
+    )
+    notion_joblog_db_id: str | None = Field(
+        default=None,
+        validation_alias=_env("NOTION_JOBLOG_DB_ID"),
+        description="A Notion database that gets one row per finished job (optional).",
+    )
+    notion_api_base: str | None = Field(
+        default=None,
+        validation_alias=_env("ECHOPILOT_NOTION_API_BASE"),
+        description="Address of the Notion API (default Notion's own); for a proxy or a test "
+        "server.",
+    )
+    notion_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=300,
+        validation_alias=_env("ECHOPILOT_NOTION_TIMEOUT_SECONDS"),
+        description="How long one call to Notion may take before it counts as unreachable.",
+    )
+    notion_poll_seconds: int = Field(
+        default=60,
+        ge=10,
+        le=3600,
+        validation_alias=_env("SCHED_NOTION_POLL_SECONDS"),
+        description="How often the notion_poll task reads the queue and writes results back.",
+    )
+    notion_confirm_seconds: int = Field(
+        default=120,
+        ge=5,
+        le=3600,
+        validation_alias=_env("ECHOPILOT_NOTION_CONFIRM_SECONDS"),
+        description="After a write, Notion is read back (with backoff) for this long; a write "
+        "not seen by then is kept as pending and retried by self-heal.",
+    )
+    notion_requests_per_second: float = Field(
+        default=2.5,
+        gt=0,
+        le=3,
+        validation_alias=_env("ECHOPILOT_NOTION_REQUESTS_PER_SECOND"),
+        description="Average Notion requests per second per process (Notion allows an average "
+        "of 3).",
     )
     public_url: str | None = Field(
         default=None,
@@ -842,6 +904,9 @@ class Settings(BaseSettings):
         "alert_to",
         "public_url",
         "stripe_api_base",
+        "notion_api_base",
+        "notion_queue_db_id",
+        "notion_joblog_db_id",
     )
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
@@ -854,6 +919,7 @@ class Settings(BaseSettings):
         "smtp_pass",
         "stripe_secret_key",
         "stripe_webhook_secret",
+        "notion_token",
     )
     @classmethod
     def _blank_key_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
@@ -876,6 +942,33 @@ class Settings(BaseSettings):
             if not secret.startswith("whsec_") or any(c.isspace() for c in secret):
                 raise ValueError("must be a Stripe webhook signing secret (whsec_...)")
         return value
+
+    @field_validator("notion_token")
+    @classmethod
+    def _check_notion_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and any(c.isspace() for c in value.get_secret_value().strip()):
+            raise ValueError("must be a Notion integration token (ntn_... or secret_...)")
+        return SecretStr(value.get_secret_value().strip()) if value is not None else None
+
+    @field_validator("notion_queue_db_id", "notion_joblog_db_id")
+    @classmethod
+    def _check_notion_id(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        found = notion_id(value)
+        if found is None:
+            raise ValueError(
+                "must be a Notion database id (32 hexadecimal digits, dashes allowed) or "
+                "the database's link"
+            )
+        return found
+
+    @field_validator("notion_api_base")
+    @classmethod
+    def _check_notion_api_base(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else None
 
     @field_validator("stripe_api_base")
     @classmethod
@@ -967,6 +1060,11 @@ class Settings(BaseSettings):
         return "echopilot@localhost"
 
     @property
+    def notion_enabled(self) -> bool:
+        """Whether the Notion connector is on (NOTION_TOKEN and NOTION_QUEUE_DB_ID set)."""
+        return self.notion_token is not None and self.notion_queue_db_id is not None
+
+    @property
     def payments_enabled(self) -> bool:
         """Whether Stripe payments are on (STRIPE_SECRET_KEY set)."""
         return self.stripe_secret_key is not None
@@ -1048,6 +1146,20 @@ def parse_model_prices(raw: str) -> dict[str, tuple[Decimal, Decimal]]:
             raise ValueError(f"{model!r} prices must be zero or more")
         prices[model] = pair
     return prices
+
+
+_NOTION_ID = re.compile(r"([0-9a-f]{32})(?:[?#]|$)")
+
+
+def notion_id(text: str) -> str | None:
+    """A Notion id in its dashed form, from an id (with or without dashes) or a page's
+    link (`https://www.notion.so/Queue-0123...?v=...`); None when there is none."""
+    compact = text.strip().lower().replace("-", "")
+    found = _NOTION_ID.search(compact)
+    if found is None or (len(compact) != 32 and not compact.startswith("http")):
+        return None
+    h = found.group(1)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def env_name(field: str) -> str:

@@ -412,4 +412,5 @@ def _usd(micros: int) -> str:
 
 
 # Features register their rules here by being imported (they use `rule` above).
+from echopilot.notion import alerting as _notion  # noqa: E402, F401
 from echopilot.payments import alerting as _payments  # noqa: E402, F401

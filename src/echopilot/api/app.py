@@ -36,6 +36,7 @@ from echopilot.api.routes import (
     finance,
     jobs,
     metrics,
+    notion,
     optimizer,
     payments,
     prometheus,
@@ -70,6 +71,7 @@ API_ROUTERS: list[APIRouter] = [
     finance.router,
     reports.router,
     payments.router,
+    notion.router,
     executive.router,
 ]
 HTTP_CODES = {

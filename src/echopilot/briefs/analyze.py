@@ -81,6 +81,17 @@ def freshness(s: dict[str, Any], judged: list[dict[str, Any]]) -> dict[str, Any]
     pay = s["payments"]
     if pay["late"] is not None:
         late.append({"source": "payments", "detail": pay["late"]})
+    notion = s.get("notion") or {}
+    late_poll = notion.get("polled_age_s") is not None and notion["polled_age_s"] > 3 * (
+        notion.get("poll_every_seconds") or 60
+    )
+    if notion.get("enabled") and (notion.get("status") != "on" or late_poll):
+        why = (
+            f"the connector is {notion.get('status')}"
+            if notion.get("status") != "on"
+            else f"last polled {notion['polled_age_s'] // 60} min ago"
+        )
+        late.append({"source": "notion", "detail": f"Notion tasks may be missing: {why}"})
     unfinished = _unfinished(s)
     if unfinished:
         parts = ", ".join(

@@ -22,6 +22,8 @@ from echopilot.db.models import (
     Client,
     FinanceDaily,
     Job,
+    NotionPage,
+    NotionState,
     SchedulerInstance,
     SchedulerState,
     ScheduleRun,
@@ -42,6 +44,7 @@ UNPAID_COUNTED_AT_MOST = 1000  # counting stops here: the rule needs "some", the
 UNPAID_LOOKBACK = timedelta(days=30)  # older debts are in owed's ageing, not follow-ups
 ALIVE = timedelta(minutes=2)  # a heartbeat older than this is a process that stopped
 ALERTS_LISTED = 10
+NOTION_LISTED = 5
 SEVERITY_ORDER = {"critical": 0, "high": 1, "warning": 2, "medium": 2, "info": 3, "low": 3}
 # The brief reads the task-type breakdown only: the client and model ones (hundreds of
 # clients a day at 1M jobs) made most of the snapshot's time.
@@ -70,6 +73,7 @@ def gather(conn: Connection, settings: Settings, now: datetime) -> dict[str, Any
         "alerts": _alerts(conn),
         "clients": _clients(conn, now),
         "payments": fresh,
+        "notion": _notion(conn, settings, now),
         "unfinished": {k: workers[k] for k in ("queued", "processing", "awaiting_retry")},
         "finance_notes": finance["notes"],
     }
@@ -274,6 +278,55 @@ def _scheduler(conn: Connection, now: datetime) -> dict[str, Any]:
         "failed_runs_24h": [
             {"task": task, "runs": int(n), "last": iso(last)} for task, n, last in failed
         ],
+    }
+
+
+def _notion(conn: Connection, settings: Settings, now: datetime) -> dict[str, Any]:
+    """The Notion connector: its state, its last poll, and the read-after-write lags of
+    the last 7 days (the slowest writes, and those Notion never showed)."""
+    if not settings.notion_enabled:
+        return {"enabled": False}
+    state = conn.execute(
+        select(
+            NotionState.status,
+            NotionState.reason,
+            NotionState.polled_at,
+            NotionState.checked_at,
+        )
+    ).first()
+    week = now - timedelta(days=7)
+    slow = conn.execute(
+        select(NotionPage.page_id, NotionPage.job_id, NotionPage.worst_lag_ms)
+        .where(
+            NotionPage.updated_at >= week,
+            NotionPage.updated_at <= now,
+            NotionPage.worst_lag_ms > settings.brief_notion_lag_seconds * 1000,
+        )
+        .order_by(NotionPage.worst_lag_ms.desc())
+        .limit(NOTION_LISTED)
+    ).all()
+    worst = conn.execute(
+        select(func.max(NotionPage.worst_lag_ms)).where(
+            NotionPage.updated_at >= week, NotionPage.updated_at <= now
+        )
+    ).scalar()
+    pending = conn.execute(
+        select(func.count()).where(
+            NotionPage.pending_since.is_not(None), NotionPage.settled.is_(False)
+        )
+    ).scalar()
+    return {
+        "enabled": True,
+        "status": state.status if state and state.checked_at else "not checked yet",
+        "reason": state.reason if state else "not checked yet",
+        "polled_age_s": _age(now, state.polled_at) if state else None,
+        "poll_every_seconds": settings.notion_poll_seconds,
+        "worst_lag_ms_7d": worst,
+        "slow_writes": [
+            {"page_id": page, "job_id": job, "lag_seconds": round((lag or 0) / 1000, 1)}
+            for page, job, lag in slow
+        ],
+        "pending_writes": int(pending or 0),
     }
 
 

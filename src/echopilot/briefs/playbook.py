@@ -60,6 +60,17 @@ PLAYBOOK: dict[str, list[tuple[str, str, str, int]]] = {
     "ops.no_workers": [
         ("ops", "P1", "Start a worker (echopilot up or echopilot worker)", 1),
     ],
+    "ops.notion_lag": [
+        (
+            "ops",
+            "P2",
+            "Check that the Notion pages show their results; run echopilot notion sync",
+            24,
+        ),
+    ],
+    "ops.notion_stopped": [
+        ("ops", "P1", "Fix the Notion token or database and run echopilot notion check", 4),
+    ],
     "growth.no_new_clients": [
         ("growth", "P3", "Follow up on leads and offer past clients a trial job", 120),
     ],

@@ -394,6 +394,46 @@ def no_new_clients(s: Signals, settings: Settings) -> list[Anomaly]:
     ]
 
 
+def notion_lag(s: Signals, settings: Settings) -> list[Anomaly]:
+    notion = s.get("notion") or {}
+    if not notion.get("enabled"):
+        return []
+    limit = settings.brief_notion_lag_seconds
+    worst, pending = notion.get("worst_lag_ms_7d"), notion.get("pending_writes", 0)
+    found: list[Anomaly] = []
+    if (worst is not None and worst > limit * 1000) or pending:
+        found.append(
+            anomaly(
+                "ops.notion_lag",
+                HIGH if pending else MEDIUM,
+                "Notion read-after-write lag over 7 days",
+                f"Notion took up to {round((worst or 0) / 1000)} s to show EchoPilot's writes "
+                f"(limit {limit} s); {pending} write-backs not shown yet",
+                {
+                    "worst_lag_seconds_7d": None if worst is None else round(worst / 1000, 1),
+                    "limit_seconds": limit,
+                    "pending_writes": pending,
+                    "slow_writes": notion.get("slow_writes", []),
+                },
+                "Pages may show an old status for a while; pending writes are sent again by "
+                "self-heal (or `echopilot notion sync`). If it persists, check Notion's status "
+                "page and the integration's request volume.",
+            )
+        )
+    if notion.get("status") in ("off", "stopped"):
+        found.append(
+            anomaly(
+                "ops.notion_stopped",
+                HIGH,
+                "Notion connector",
+                f"the Notion connector is {notion['status']}: no task is taken from the queue",
+                {"status": notion["status"], "reason": notion.get("reason")},
+                "Fix what the reason names, then run `echopilot notion check`.",
+            )
+        )
+    return found
+
+
 RULES: tuple[Callable[[Signals, Settings], list[Anomaly]], ...] = (
     low_qa_runs,
     qa_below_target,
@@ -405,6 +445,7 @@ RULES: tuple[Callable[[Signals, Settings], list[Anomaly]], ...] = (
     failures_high,
     scheduler_health,
     workers_idle,
+    notion_lag,
     no_new_clients,
 )
 

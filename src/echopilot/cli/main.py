@@ -20,6 +20,7 @@ from echopilot.cli import (
     demo,
     finance,
     jobs,
+    notion,
     optimize,
     payments,
     report,
@@ -65,6 +66,7 @@ app.command("optimize")(optimize.optimize_command)
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(report.app, name="report")
 app.add_typer(payments.app, name="payments")
+app.add_typer(notion.app, name="notion")
 app.add_typer(clients.app, name="clients")
 app.add_typer(config_app, name="config")
 

@@ -578,3 +578,67 @@ class Brief(Base):
     email_to: Mapped[str | None] = mapped_column(Text, nullable=True)
     email_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     email_sends: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class NotionPage(Base):
+    """One version of a Notion queue page that EchoPilot took (the page's id and the edit
+    time it was read at: a stale read of a page already taken finds this row and makes no
+    second job), the job made from it, and how far writing the job back has got."""
+
+    __tablename__ = "notion_pages"
+    __table_args__ = (
+        UniqueConstraint("page_id", "edited_at", name="uq_notion_pages_version"),
+        Index("ix_notion_pages_open", "settled", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    page_id: Mapped[str] = mapped_column(String(64), index=True)
+    edited_at: Mapped[datetime] = mapped_column()
+    taken_at: Mapped[datetime] = mapped_column()
+    title: Mapped[str] = mapped_column(String(200))
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True, unique=True
+    )
+    refused: Mapped[str | None] = mapped_column(Text, nullable=True)  # why no job was made
+    # The last write sent to the page and what reading it back has shown.
+    written_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    written_final: Mapped[bool] = mapped_column(Boolean, default=False)
+    written_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    confirmed_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    lag_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    worst_lag_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    pending_since: Mapped[datetime | None] = mapped_column(nullable=True)
+    unseen_writes: Mapped[int] = mapped_column(Integer, default=0)
+    writes: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The Job Log row: asked for (a create whose answer was lost is looked for before
+    # another is made), then made.
+    joblog_requested_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    joblog_page_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Nothing left to write: the final state is confirmed and the Job Log row exists.
+    settled: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NotionState(Base):
+    """The connector's one row: on, off (settings or schema) or stopped (Notion refused the
+    token or the database: it stays stopped until `echopilot notion check` passes), and
+    the last poll."""
+
+    __tablename__ = "notion_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))  # on | off | stopped
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    changed_at: Mapped[datetime] = mapped_column()
+    checked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    queue_source_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    joblog_source_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The property names of this queue (its title property is named by the owner).
+    title_property: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    polled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    poll_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pages_taken: Mapped[int] = mapped_column(BigInteger, default=0)

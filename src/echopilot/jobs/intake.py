@@ -10,17 +10,18 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from echopilot import audit
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session, write_session
-from echopilot.db.models import Client, Job, TaskType
+from echopilot.db.models import Client, Job, NotionPage, TaskType
 from echopilot.errors import ConflictError, InputError, NotFoundError
 from echopilot.jobs.pricing import billing_status
 from echopilot.jobs.status import RETRYABLE, Status, change, record_created
@@ -107,9 +108,15 @@ def task_type_names(session: Session) -> list[str]:
 
 
 def submit(
-    runtime: Runtime, request: JobRequest, *, actor: str, now: datetime | None = None
+    runtime: Runtime,
+    request: JobRequest,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    also: Callable[[Session, Job], None] | None = None,
 ) -> Job:
-    """Create a queued job and enqueue it; return the job."""
+    """Create a queued job and enqueue it; return the job. `also` writes what must be
+    committed with the job or not at all (such as the record of where it came from)."""
     now = now or utcnow()
     settings = runtime.settings
     validate(request, max_input_chars=settings.max_input_chars)
@@ -138,6 +145,8 @@ def submit(
         session.add(job)
         session.flush()
         record_created(session, job, f"submitted via {request.source}")
+        if also is not None:
+            also(session, job)
         audit.record(
             session,
             actor=actor,
@@ -179,6 +188,10 @@ def retry(runtime: Runtime, job_id: int, *, actor: str, now: datetime | None = N
         )
         if job is None:  # the status moved under us
             raise ConflictError(f"job {job_id} changed while retrying; try again")
+        if current.source == "notion":  # its Notion page follows the job again
+            session.execute(
+                update(NotionPage).where(NotionPage.job_id == job_id).values(settled=False)
+            )
         audit.record(session, actor=actor, action="job.retry", target=f"job:{job_id}", now=now)
     _enqueue(runtime, job.id, job.priority)
     return job

@@ -10,6 +10,7 @@ from echopilot.alerts import engine as alerts
 from echopilot.briefs import service as briefs
 from echopilot.errors import OperationFailed
 from echopilot.finance import optimizer
+from echopilot.notion import service as notion
 from echopilot.payments import reconcile as payments
 from echopilot.queue.recovery import sweep
 from echopilot.reports import service as reports
@@ -54,6 +55,10 @@ def _payment_reconcile(ctx: TaskContext) -> dict[str, Any]:
         # Recorded (the reports' freshness line reads it); the run shows as failed.
         raise OperationFailed(result["error"])
     return result
+
+
+def _notion_poll(ctx: TaskContext) -> dict[str, Any]:
+    return notion.poll(ctx.runtime)
 
 
 register(
@@ -136,5 +141,18 @@ register(
         timeout=timedelta(minutes=10),
         description="Apply Stripe events the webhook missed and make payment links that "
         "are still pending (when STRIPE_SECRET_KEY is set).",
+    )
+)
+register(
+    TaskDef(
+        name="notion_poll",
+        func=_notion_poll,
+        default_schedule="every 60s",
+        schedule_from=lambda settings: (
+            f"every {settings.notion_poll_seconds}s" if settings.notion_enabled else "off"
+        ),
+        timeout=timedelta(minutes=10),
+        description="Take ticked pages of the Notion queue as jobs and write jobs back to "
+        "their pages (when NOTION_TOKEN and NOTION_QUEUE_DB_ID are set).",
     )
 )

@@ -25,8 +25,10 @@ from echopilot import audit, ndjson
 from echopilot.clock import as_utc, iso, utcnow
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Client, Job
+from echopilot.errors import OperationFailed
 from echopilot.jobs.status import Status, change, lock_job
 from echopilot.money import cents_text
+from echopilot.notion import service as notion
 from echopilot.payments import status as payment_status
 from echopilot.queue.recovery import live_workers, sweep, waiting
 from echopilot.runtime import Runtime
@@ -57,6 +59,7 @@ class HealResult:
     live_workers: int = 0
     jobs_waiting: int = 0
     pruned_heartbeats: int = 0
+    notion: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -77,6 +80,7 @@ class HealResult:
             "live_workers": self.live_workers,
             "jobs_waiting": self.jobs_waiting,
             "pruned_heartbeats": self.pruned_heartbeats,
+            "notion": self.notion,
             "notes": self.notes,
         }
 
@@ -93,6 +97,8 @@ def run(runtime: Runtime, *, dry_run: bool = False, now: datetime | None = None)
         result.made_dead.append({"id": job_id, "why": "lost its worker too many times"})
     _heal_failed(runtime, now, dry_run, result)
     _look_around(runtime, now, result)
+    if runtime.settings.notion_enabled and not dry_run:
+        _notion_writes(runtime, result)
     _write_notes(result)
     verb = "would_" if dry_run else ""
     for job_id in result.recovered:
@@ -286,6 +292,18 @@ def _look_around(runtime: Runtime, now: datetime, result: HealResult) -> None:
             {"id": i, "name": n, "task_type": t, "error": (e or "")[:200], "at": iso(f)}
             for i, n, t, e, f in dead
         ]
+
+
+def _notion_writes(runtime: Runtime, result: HealResult) -> None:
+    """Writes Notion did not show in time are sent again (and read back)."""
+    try:
+        result.notion = notion.sync(runtime)
+    except OperationFailed as exc:
+        result.notion = {"ok": False, "error": str(exc)}
+        result.notes.append(f"Notion write-backs not retried: {exc}")
+        return
+    if result.notion.get("written"):
+        result.notes.append(f"{result.notion['written']} Notion write-backs sent")
 
 
 def _write_notes(result: HealResult) -> None:

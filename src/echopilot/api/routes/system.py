@@ -34,6 +34,7 @@ FEATURES = {
     "reports": True,
     "briefs": True,
     "payments": True,
+    "notion": True,
 }
 
 

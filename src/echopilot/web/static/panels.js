@@ -10,6 +10,7 @@ import { mountAlerts } from "./alerts.js";
 import { mountAutomations } from "./automations.js";
 import { mountBrief } from "./brief.js";
 import { mountFinance } from "./finance.js";
+import { mountNotion } from "./notion.js";
 import { mountOperations } from "./operations.js";
 import { mountOptimizer } from "./optimizer.js";
 import { mountPayments } from "./payments.js";
@@ -28,6 +29,7 @@ const PANELS = {
   finance: { id: "panel-finance", title: "Finance", feature: "finance", release: "finance", mount: mountFinance },
   payments: { id: "panel-payments", title: "Payments", feature: "payments", release: "payments", mount: mountPayments },
   brief: { id: "panel-brief", title: "CEO brief", feature: "briefs", release: "briefs", mount: mountBrief },
+  notion: { id: "panel-notion", title: "Notion", feature: "notion", release: "Notion", mount: mountNotion },
   reports: {
     id: "panel-reports",
     title: "Daily report",
