@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from echopilot import retention
 from echopilot.alerts.engine import check as alert_check
+from echopilot.briefs import service as briefs
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session
 from echopilot.db.models import Alert, Job, NotionPage
@@ -195,9 +197,10 @@ def test_under_lag_each_ticked_page_becomes_exactly_one_job_and_one_log_row(
         assert page["QA Score"] == job.qa_score
     status = service.status(rt, now=clock.now())
     assert status["pages_taken"] == 5 and status["pending_writes"] == 0
-    # The lag was seen and recorded: at least the 100 s Notion took.
+    # The lag was seen and recorded: the last read still showing the old page came 92 s
+    # after the write (reads at 32, 47, 62, 77, 92, 107 s), within 15 s of Notion's 100 s.
     assert status["worst_lag_seconds_24h"] is not None
-    assert 100 <= status["worst_lag_seconds_24h"] <= 130
+    assert 85 <= status["worst_lag_seconds_24h"] < 100
 
 
 def test_a_page_ticked_again_later_is_a_new_job(
@@ -327,6 +330,9 @@ def test_a_job_log_row_whose_answer_was_lost_is_found_not_made_twice(
     run_jobs(rt)
     notion.lose_answer("POST", r"/v1/pages")  # Notion makes the row, the answer is lost
 
+    with pytest.raises(OperationFailed, match="Server disconnected"):
+        poll(rt, clock)
+    clock.advance(60)
     settle(rt, clock)
 
     (job,) = notion_jobs(rt)
@@ -474,3 +480,100 @@ def test_off_without_settings_calls_nothing(offline: Runtime) -> None:
     answer = service.poll(offline)
     assert answer["skipped"].startswith("off: set NOTION_TOKEN")
     assert service.status(offline, now=utcnow())["status"] == "off"
+
+
+# ---- the brief --------------------------------------------------------------------------
+
+
+def analysis(rt: Runtime, clock: Clock) -> dict[str, Any]:
+    found: dict[str, Any] = briefs.run_analyze(rt, now=clock.now() + timedelta(seconds=1))
+    return found["analysis"]
+
+
+def rules_found(rt: Runtime, clock: Clock) -> dict[str, Any]:
+    return {r["rule"]: r for r in analysis(rt, clock)["anomalies"]}
+
+
+def test_the_brief_flags_a_lag_over_90_seconds_with_the_slow_pages(
+    rt: Runtime, notion: NotionServer, clock: Clock
+) -> None:
+    notion.lag(100)
+    page = notion.add_page("Laggy", description="Some work.")
+    poll(rt, clock)
+    run_jobs(rt)
+    settle(rt, clock)
+
+    found = rules_found(rt, clock)
+
+    lag = found["ops.notion_lag"]
+    assert 90 < lag["evidence"]["worst_lag_seconds_7d"] < 100
+    assert lag["evidence"]["limit_seconds"] == 90
+    assert [w["page_id"] for w in lag["evidence"]["slow_writes"]] == [page]
+    assert "ops.notion_stopped" not in found
+
+
+def test_the_brief_is_quiet_about_notion_when_writes_show_quickly(
+    rt: Runtime, notion: NotionServer, clock: Clock
+) -> None:
+    notion.lag(5)
+    notion.add_page("Prompt", description="Some work.")
+    poll(rt, clock)
+    run_jobs(rt)
+    settle(rt, clock)
+
+    found = rules_found(rt, clock)
+
+    assert "ops.notion_lag" not in found and "ops.notion_stopped" not in found
+
+
+def test_the_brief_says_when_the_connector_is_stopped(
+    rt: Runtime, notion: NotionServer, clock: Clock
+) -> None:
+    notion.deny(401)
+    with pytest.raises(OperationFailed):
+        poll(rt, clock)
+
+    found = analysis(rt, clock)
+
+    assert "ops.notion_stopped" in {r["rule"] for r in found["anomalies"]}
+    assert "Notion tasks may be missing: the connector is stopped" in found["freshness"]["line"]
+
+
+def test_retention_prunes_only_pages_with_nothing_left_to_write(
+    rt: Runtime, notion: NotionServer, clock: Clock
+) -> None:
+    notion.add_page("Old and done", description="Some work.")
+    poll(rt, clock)
+    run_jobs(rt)
+    settle(rt, clock)
+    notion.lag(10_000)  # the next page's writes never show: it stays open
+    notion.add_page("Still open", description="Some work.")
+    poll(rt, clock)
+
+    later = clock.now() + timedelta(days=rt.settings.retention_row_days + 1)
+    pruned = retention.run(rt, now=later, dry_run=False).as_dict()
+
+    assert pruned["rows"]["notion_pages"] == 1
+    with read_session(rt.sessions) as session:
+        left = list(session.scalars(select(NotionPage.title)))
+    assert left == ["Still open"]
+
+
+def test_writes_failing_on_notions_side_end_the_run_at_once_and_resume_later(
+    rt: Runtime, notion: NotionServer, clock: Clock
+) -> None:
+    for i in range(20):
+        notion.add_page(f"task {i}", description="Some work.")
+    notion.fail_path("PATCH", r"/v1/pages/.*", 503, times=5)  # one write's every try
+
+    with pytest.raises(OperationFailed, match="503"):
+        poll(rt, clock)
+
+    # Taken (each once), but one page's write was tried 5 times, not every page's.
+    assert len(notion_jobs(rt)) == 20
+    assert len(notion.seen("PATCH")) == 5
+    assert "503" in (service.status(rt, now=clock.now())["poll_error"] or "")
+    clock.advance(60)
+    again = poll(rt, clock)
+    assert again["taken"] == 0 and again["written"] == 20
+    assert all(not p["Trigger"] for p in notion.pages())

@@ -24,6 +24,7 @@ from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import (
     Alert,
     AlertEvent,
+    NotionPage,
     PaymentReconcile,
     SchedulerInstance,
     ScheduleRun,
@@ -185,6 +186,13 @@ def _prune_rows(
             PaymentReconcile.id,
             # The newest good one stays: it says how fresh the payment figures are.
             [PaymentReconcile.started_at < cutoff, PaymentReconcile.id < _NEWEST_GOOD_RECONCILE],
+        ),
+        # Taken Notion pages with nothing left to write: a stale read of one is minutes old,
+        # never weeks, so its record is no longer needed to refuse a second job.
+        (
+            "notion_pages",
+            NotionPage.id,
+            [NotionPage.settled.is_(True), NotionPage.updated_at < cutoff],
         ),
     ]
     counts: dict[str, int] = {}

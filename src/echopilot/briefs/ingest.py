@@ -317,7 +317,7 @@ def _notion(conn: Connection, settings: Settings, now: datetime) -> dict[str, An
     ).scalar()
     return {
         "enabled": True,
-        "status": state.status if state and state.checked_at else "not checked yet",
+        "status": _notion_status(state),
         "reason": state.reason if state else "not checked yet",
         "polled_age_s": _age(now, state.polled_at) if state else None,
         "poll_every_seconds": settings.notion_poll_seconds,
@@ -328,6 +328,12 @@ def _notion(conn: Connection, settings: Settings, now: datetime) -> dict[str, An
         ],
         "pending_writes": int(pending or 0),
     }
+
+
+def _notion_status(state: Any) -> str:
+    if state is None or (state.status == "off" and state.checked_at is None):
+        return "not checked yet"
+    return str(state.status)
 
 
 def _workers(conn: Connection, now: datetime) -> dict[str, Any]:

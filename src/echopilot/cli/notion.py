@@ -16,7 +16,7 @@ app = typer.Typer(
 
 def _say(text: str) -> None:
     # Database names, property names and Notion's messages are text, never Rich markup.
-    console.print(text, highlight=False, markup=False)
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("check")

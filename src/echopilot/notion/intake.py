@@ -16,16 +16,17 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from echopilot.db.engine import read_session, write_session
-from echopilot.db.models import Job, NotionPage
+from echopilot.db.models import Job, NotionPage, NotionState
 from echopilot.errors import InputError
 from echopilot.jobs import intake
 from echopilot.jobs.intake import JobRequest
 from echopilot.notion import schema as sc
+from echopilot.notion import state
 from echopilot.notion.check import QUEUE
 from echopilot.notion.gateway import Gateway
 from echopilot.notion.pages import Task, read_task
@@ -124,12 +125,24 @@ def _link(session: Session, job: Job, *, row: NotionPage) -> None:
     row.job_id = job.id
     session.add(row)
     session.flush()  # the unique page version is checked here, with the job at stake
+    _count(session)
 
 
 def _record(runtime: Runtime, row: NotionPage) -> bool:
     try:
         with write_session(runtime.sessions) as session:
             session.add(row)
+            session.flush()
+            _count(session)
         return True
     except IntegrityError:
         return False
+
+
+def _count(session: Session) -> None:
+    """One more page taken, counted with the page's own record (nothing counted twice)."""
+    session.execute(
+        update(NotionState)
+        .where(NotionState.id == state.ROW)
+        .values(pages_taken=NotionState.pages_taken + 1)
+    )

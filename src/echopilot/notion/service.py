@@ -131,48 +131,64 @@ def _run(
             return {"ok": True, "skipped": why}
     gateway = Gateway(settings, timer=timer)
     answer: dict[str, Any] = {"ok": True}
+    failure: str | None = None
     try:
         found = checking.run(settings, gateway)
         _save_check(runtime, found, now)
-        if not found.ok:
-            raise OperationFailed("Notion connector off: " + "; ".join(found.problems))
-        assert found.queue is not None and found.queue_source is not None
-        if intake:
-            taken = take(runtime, gateway, found.queue_source, found.queue, timer.now())
-            answer.update(
-                seen=taken.seen,
-                taken=len(taken.jobs),
-                jobs=taken.jobs[:50],
-                refused=taken.refused[:20],
-                already_taken=taken.already,
-            )
-            _taken(runtime, len(taken.jobs) + len(taken.refused), timer.now())
-        target = Target(found.queue, found.joblog, found.joblog_source)
-        synced = write_back(
-            runtime,
-            gateway,
-            target,
-            budget=_budget(runtime) if budget is None else budget,
-            retry_pending=retry_pending,
-        )
-        answer.update(synced.as_dict())
-        answer["requests"] = gateway.requests
+        if found.ok:
+            _work(runtime, gateway, found, answer, intake, retry_pending, budget)
+        else:
+            failure = "Notion connector off: " + "; ".join(found.problems)
     except Denied as exc:
         _stop(runtime, str(exc), timer.now())
-        raise OperationFailed(f"Notion connector stopped: {exc}") from None
+        failure = f"Notion connector stopped: {exc}"
     except Unreachable as exc:
-        _polled(runtime, timer.now(), str(exc), intake)
-        raise OperationFailed(str(exc)) from None
+        failure = str(exc)
     finally:
         gateway.close()
-    _polled(runtime, timer.now(), None, intake)
+        answer["requests"] = gateway.requests
+    _polled(runtime, timer.now(), failure, intake)
     ndjson.append(
         _logfile(runtime),
         "notion_poll" if intake else "notion_sync",
         now=timer.now(),
         **{k: v for k, v in answer.items() if not isinstance(v, list)},
+        **({"error": failure} if failure else {}),
     )
+    if failure is not None:
+        raise OperationFailed(failure)
     return answer
+
+
+def _work(
+    runtime: Runtime,
+    gateway: Gateway,
+    found: checking.Found,
+    answer: dict[str, Any],
+    intake: bool,
+    retry_pending: bool,
+    budget: float | None,
+) -> None:
+    """Take the ticked pages (when `intake`), then write back and read back."""
+    assert found.queue is not None and found.queue_source is not None
+    if intake:
+        taken = take(runtime, gateway, found.queue_source, found.queue, gateway.timer.now())
+        answer.update(
+            seen=taken.seen,
+            taken=len(taken.jobs),
+            jobs=taken.jobs[:50],
+            refused=taken.refused[:20],
+            already_taken=taken.already,
+        )
+    target = Target(found.queue, found.joblog, found.joblog_source)
+    synced = write_back(
+        runtime,
+        gateway,
+        target,
+        budget=_budget(runtime) if budget is None else budget,
+        retry_pending=retry_pending,
+    )
+    answer.update(synced.as_dict())
 
 
 def _current(runtime: Runtime) -> str:
@@ -225,13 +241,6 @@ def _polled(runtime: Runtime, now: datetime, error: str | None, intake: bool) ->
         if intake:
             row.polled_at = now
         row.poll_error = error
-
-
-def _taken(runtime: Runtime, count: int, now: datetime) -> None:
-    if count:
-        with write_session(runtime.sessions) as session:
-            row = st.load(session, now)
-            row.pages_taken += count
 
 
 def status(runtime: Runtime, *, now: datetime) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Every page EchoPilot took is followed until nothing is left to write: its Status
 job moves (Processing, Done, Waiting Human, Failed), Trigger unticked, and at the end the
 result summary, QA score and cost; then one Job Log row per finished job. After each write
 the page is read back with backoff (1, 2, 4 ... s after the write) until it shows the
-write or ECHOPILOT_NOTION_CONFIRM_SECONDS pass. The time it took is the lag, recorded; a
+write or ECHOPILOT_NOTION_CONFIRM_SECONDS pass. The lag recorded is how long after the
+write Notion was still seen showing the old page (a lower bound, known to within 15 s); a
 write not seen in time is kept as pending and counted, and self-heal (or `echopilot
 notion sync`) sends it again. A run waits for read-backs only within its budget; the next
 run carries on where it stopped.
@@ -32,6 +33,7 @@ from echopilot.runtime import Runtime
 log = logging.getLogger(__name__)
 
 BATCH = 200  # open pages looked at per run
+FAST_CHECKS = 5  # read-backs on the doubling schedule (1 to 32 s) before the 15 s steps
 MAX_ERROR = 500
 
 
@@ -91,10 +93,6 @@ def _wants_write(row: NotionPage, outcome: pg.Outcome, retry_pending: bool) -> b
     return retry_pending and row.pending_since is not None
 
 
-def _verifying(row: NotionPage) -> bool:
-    return row.written_at is not None and row.confirmed_at is None and row.pending_since is None
-
-
 def _needs_log(row: NotionPage, job: Job | None, target: Target) -> bool:
     return (
         target.joblog is not None
@@ -151,35 +149,40 @@ def _write(
     props = pg.queue_properties(outcome, target.queue)
     error: str | None = None
     gone = False
+    down: Unreachable | None = None
     try:
         gateway.update(page_id, props, what=QUEUE)
     except Gone as exc:
         error, gone = str(exc), True
-    except (Invalid, Unreachable) as exc:
+    except Invalid as exc:
         error = str(exc)
+    except Unreachable as exc:
+        error, down = str(exc), exc
     now = gateway.timer.now()
     with write_session(runtime.sessions) as session:
         row = session.get(NotionPage, row_id, with_for_update=True)
         if row is None:
             return
         row.updated_at = now
-        if error is not None:
+        if error is None:
+            row.written_status = outcome.status
+            row.written_final = outcome.final
+            row.written_at = now
+            row.checks = 0
+            row.confirmed_status = None
+            row.confirmed_at = None
+            row.lag_ms = None
+            row.pending_since = None
+            row.writes += 1
+            row.error = None
+            done.written += 1
+        else:
             row.error = error[:MAX_ERROR]
-            if gone:
-                row.settled = True
+            row.settled = gone  # a page that is gone has nothing left to receive
             done.errors.append(f"page {page_id}: {error}")
             log.warning("notion: write to page %s failed: %s", page_id, error)
-            return
-        row.written_status = outcome.status
-        row.written_final = outcome.final
-        row.written_at = now
-        row.checks = 0
-        row.confirmed_status = None
-        row.confirmed_at = None
-        row.pending_since = None
-        row.writes += 1
-        row.error = None
-    done.written += 1
+    if down is not None:
+        raise down  # Notion is down: the run ends here and the next one carries on
 
 
 def _log(
@@ -230,6 +233,8 @@ def _log(
     except (Invalid, Unreachable, Gone) as exc:
         done.errors.append(f"Job Log row of job {job.id}: {exc}")
         log.warning("notion: Job Log row of job %s not made: %s", job.id, exc)
+        if isinstance(exc, Unreachable):
+            raise
         return
     _logged(runtime, row_id, str(made["id"]), gateway.timer.now())
     done.logged += 1
@@ -244,9 +249,12 @@ def _logged(runtime: Runtime, row_id: int, joblog_page: str, now: datetime) -> N
 
 
 def _next_check(row: NotionPage, limit: float) -> datetime:
+    """When to read a write back: 1, 2, 4 ... 32 s after it, then every 15 s (a lag is
+    known to within 15 s) until the limit."""
     written = as_utc(row.written_at)
     assert written is not None
-    return written + timedelta(seconds=min(2.0**row.checks, limit))
+    step = 2.0**row.checks if row.checks <= FAST_CHECKS else 32.0 + 15.0 * (row.checks - 5)
+    return written + timedelta(seconds=min(step, limit))
 
 
 def _verify(runtime: Runtime, gateway: Gateway, deadline: float, done: Synced) -> None:
@@ -291,12 +299,21 @@ def _read_back(
     status = row.written_status
     written = as_utc(row.written_at)
     assert status is not None and written is not None
+    down: Unreachable | None = None
     try:
         page = gateway.page(row.page_id, what=QUEUE)
         error = None
-    except (Gone, Invalid, Unreachable) as exc:
+    except (Gone, Invalid) as exc:
         page, error = None, str(exc)
+    except Unreachable as exc:
+        page, error, down = None, str(exc), exc
     now = gateway.timer.now()
+    if down is not None:
+        with write_session(runtime.sessions) as session:
+            saved = session.get(NotionPage, row.id, with_for_update=True)
+            if saved is not None:
+                saved.error, saved.updated_at = str(down)[:MAX_ERROR], now
+        raise down
     seen = page is not None and pg.shows(page, status, written)
     with write_session(runtime.sessions) as session:
         saved = session.get(NotionPage, row.id, with_for_update=True)
@@ -306,17 +323,24 @@ def _read_back(
         saved.checks += 1
         if error is not None:
             saved.error = error[:MAX_ERROR]
+        elapsed_ms = int((now - written).total_seconds() * 1000)
         if seen:
-            lag = int((now - written).total_seconds() * 1000)
+            # The lag is what was seen: how long after the write Notion still showed the old
+            # page (0 when the first read showed the write). Reads that came late because
+            # this run was busy cannot make it look longer than it was.
+            lag = saved.lag_ms or 0
             saved.confirmed_status, saved.confirmed_at = status, now
             saved.lag_ms = lag
             saved.worst_lag_ms = max(lag, saved.worst_lag_ms or 0)
             done.confirmed += 1
             done.lags_ms.append(lag)
-        elif (now - written).total_seconds() >= limit:
+            return
+        if page is not None:  # seen showing the old page this long after the write
+            saved.lag_ms = elapsed_ms
+        if elapsed_ms >= limit * 1000:
             saved.pending_since = now
             saved.unseen_writes += 1
-            saved.worst_lag_ms = max(int(limit * 1000), saved.worst_lag_ms or 0)
+            saved.worst_lag_ms = max(saved.lag_ms or 0, saved.worst_lag_ms or 0)
             done.went_pending += 1
             log.warning(
                 "notion: page %s does not show %r %.0f s after the write; kept as pending",

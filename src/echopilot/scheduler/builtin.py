@@ -152,6 +152,7 @@ register(
             f"every {settings.notion_poll_seconds}s" if settings.notion_enabled else "off"
         ),
         timeout=timedelta(minutes=10),
+        run_at_start=True,  # the schema check at start: a broken database is named at once
         description="Take ticked pages of the Notion queue as jobs and write jobs back to "
         "their pages (when NOTION_TOKEN and NOTION_QUEUE_DB_ID are set).",
     )
