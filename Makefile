@@ -48,6 +48,7 @@ bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/finance.py
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/brief.py
+	$(BIN)/python bench/notion.py
 
 notion-check: $(STAMP) ## check the Notion token and databases (turns a stopped connector back on)
 	$(EP) notion check

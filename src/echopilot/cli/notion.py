@@ -26,7 +26,7 @@ def check_command(as_json: bool = JsonOption) -> None:
     from echopilot.notion import service
 
     with runtime() as rt:
-        data = service.check(rt)
+        data = service.check(rt, actor="cli")
     output(data, as_json, _print_check)
     if not data["ok"]:
         raise typer.Exit(1)

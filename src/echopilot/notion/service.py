@@ -51,10 +51,23 @@ def _budget(runtime: Runtime) -> float:
     return float(min(settings.notion_poll_seconds * 0.75, settings.notion_confirm_seconds))
 
 
-def check(runtime: Runtime, *, timer: Timer | None = None) -> dict[str, Any]:
-    """Check the databases now and set the connector on, off or stopped by what is found."""
+def check(runtime: Runtime, *, actor: str = "system", timer: Timer | None = None) -> dict[str, Any]:
+    """Check the databases now and set the connector on, off or stopped by what is found
+    (audited: it can turn a stopped connector back on)."""
     timer = timer or Timer()
     now = timer.now()
+    answer = _check(runtime, timer, now)
+    with write_session(runtime.sessions) as session:
+        audit.record(
+            session,
+            actor=actor,
+            action="notion.check",
+            details={"ok": answer["ok"], "status": answer["status"]},
+        )
+    return answer
+
+
+def _check(runtime: Runtime, timer: Timer, now: datetime) -> dict[str, Any]:
     if not runtime.settings.notion_enabled:
         _set(runtime, st.OFF, OFF_REASON, now)
         return {"ok": False, "status": st.OFF, "problems": [OFF_REASON]}

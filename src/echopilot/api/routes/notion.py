@@ -73,7 +73,7 @@ async def notion_status(runtime: RuntimeDep, request: Request) -> Response:
 async def notion_check(runtime: RuntimeDep, request: Request) -> Response:
     """Check the token and the databases' properties now; a stopped connector that passes
     is on again. `ok: false` lists each problem (a property named, with the type it needs)."""
-    return await answer(request, lambda: service.check(runtime), slow=True)
+    return await answer(request, lambda: service.check(runtime, actor=ACTOR), slow=True)
 
 
 @router.post("/sync", response_model=Envelope[NotionSync])
