@@ -577,3 +577,28 @@ def test_writes_failing_on_notions_side_end_the_run_at_once_and_resume_later(
     again = poll(rt, clock)
     assert again["taken"] == 0 and again["written"] == 20
     assert all(not p["Trigger"] for p in notion.pages())
+
+
+def test_hostile_page_contents_are_refused_by_name_and_nothing_half_made(
+    make_runtime: Callable[..., Runtime], notion: NotionServer, clock: Clock
+) -> None:
+    rt = make_runtime(ai_provider="offline", max_input_chars=5_000, **notion_settings(notion))
+    nul = notion.add_page("NUL", description="before\x00after")
+    huge = notion.add_page("Huge", description="word " * 2_000)
+    email = notion.add_page("Bad client", description="Some work.", client_email="not-an-email")
+    markup = notion.add_page("[bold red]<script>alert(1)</script>", description="Some work.")
+
+    answer = poll(rt, clock)
+
+    assert answer["taken"] == 1 and len(answer["refused"]) == 3
+    reasons = {r["page_id"]: r["why"] for r in answer["refused"]}
+    assert "Description must not contain NUL characters" in reasons[nul]
+    assert "Description is 10,000 characters; the limit is 5,000" in reasons[huge]
+    assert "Client Email 'not-an-email' is not an email address" in reasons[email]
+    (job,) = notion_jobs(rt)
+    assert job.external_id == markup and job.name == "[bold red]<script>alert(1)</script>"
+    with read_session(rt.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(NotionPage)) == 4
+        assert session.scalar(select(func.count()).select_from(Job)) == 1
+    for page_id in (nul, huge, email):
+        assert notion.page(page_id)["Status"] == "Failed"
