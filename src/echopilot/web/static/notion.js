@@ -26,7 +26,7 @@ export function mountNotion(body) {
         msgNode: msg,
         busyLabel: "Syncing…",
         success: (x) =>
-          "Took " + fmt.num(x.taken) + " pages; wrote " + fmt.num(x.written) + ", Notion showed " +
+          "Took " + fmt.num(x.taken) + (x.taken === 1 ? " page" : " pages") + "; wrote " + fmt.num(x.written) + ", Notion showed " +
           fmt.num(x.confirmed) + ".",
       });
       if (!r) return;
