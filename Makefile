@@ -8,7 +8,7 @@ DEVSTAMP := $(VENV)/.installed-dev
 
 .PHONY: run test lint format bench demo worker clean help start-automations \
 	stop-automations status-automations retention run-selfheal check-alerts optimize daily-report finance \
-	payments reconcile-payments run-brief notion-check notion-sync
+	payments reconcile-payments run-brief notion-check notion-sync doctor
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/make \1\t\2/' | expand -t 28
@@ -49,12 +49,16 @@ bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/brief.py
 	$(BIN)/python bench/notion.py
+	$(BIN)/python bench/doctor.py
 
 notion-check: $(STAMP) ## check the Notion token and databases (turns a stopped connector back on)
 	$(EP) notion check
 
 notion-sync: $(STAMP) ## poll the Notion queue now and write jobs back to their pages
 	$(EP) notion sync
+
+doctor: $(STAMP) ## check every setting and integration; print the fix for each problem
+	$(EP) doctor
 
 demo: $(STAMP) ## load 30 days of demo history (remove: echopilot demo reset)
 	$(EP) demo seed

@@ -69,6 +69,11 @@ class FakeModelServer:
         self._lock = threading.Lock()
         self.default_text = "Here is the finished work, written clearly and completely."
         self.default_score = (28, 27, 18, 19)  # 92
+        # GET /models: the ids listed (None: the server has no models list, 404), and the
+        # key it wants (None: any), as OpenAI answers a wrong one (401).
+        self.models: list[str] | None = ["gpt-4o", "gpt-4o-mini"]
+        self.key: str | None = None
+        self.model_lists = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -84,6 +89,9 @@ class FakeModelServer:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 outer._handle(self, body)
+
+            def do_GET(self) -> None:
+                outer._list_models(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -116,6 +124,31 @@ class FakeModelServer:
         if stage == "qa":
             return Reply.score(*self.default_score)
         return Reply.ok(self.default_text)
+
+    def _list_models(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.model_lists += 1
+        given = (handler.headers.get("Authorization") or "").removeprefix("Bearer ")
+        if handler.path.rstrip("/") != "/v1/models":
+            status, payload = 404, {"error": {"message": "not found", "type": "invalid_request"}}
+        elif self.key is not None and given != self.key:
+            status = 401
+            payload = {
+                "error": {"message": "Incorrect API key provided.", "code": "invalid_api_key"}
+            }
+        elif self.models is None:
+            status, payload = 404, {"error": {"message": "no models list", "type": "not_found"}}
+        else:
+            data = [
+                {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models
+            ]
+            status, payload = 200, {"object": "list", "data": data}
+        raw = json.dumps(payload).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(raw)))
+        handler.end_headers()
+        handler.wfile.write(raw)
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         messages = body.get("messages") or [{}]

@@ -636,6 +636,14 @@ class FakeStripeServer:
                 raise self._unknown(method, path)
             if resource == "events" and not rest:
                 return self._list_events(seen.query)
+            if resource == "payment_links" and not rest:
+                links = [_public(link) for link in reversed(list(self.links.values()))]
+                return {
+                    "object": "list",
+                    "url": "/v1/payment_links",
+                    "has_more": False,
+                    "data": links[: int(seen.query.get("limit", 10))],
+                }
             stores = {
                 "events": ("event", {e["id"]: e for e in self._events}),
                 "payment_links": ("payment_link", self.links),

@@ -18,15 +18,19 @@ import re
 import secrets
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
+from typing import TypeVar
 
 from echopilot.alerts.channels import recipients as split_recipients
 from echopilot.config import Settings
 from echopilot.jobs.intake import EMAIL
+
+T = TypeVar("T")
 
 DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -175,48 +179,19 @@ def send(settings: Settings, outgoing: Outgoing, *, timeout: float = 20.0) -> Se
         return fail("SMTP_USER/SMTP_PASS: an SMTP login can only hold ASCII characters")
 
     try:
-        refused = _deliver(settings, host, port, password, message, to, timeout)
-    except smtplib.SMTPAuthenticationError as exc:
-        return fail(
-            f"SMTP_USER/SMTP_PASS: login as {settings.smtp_user!r} refused by {where} "
-            f"({_reply(exc.smtp_code, exc.smtp_error)})"
+        refused = _session(
+            settings,
+            host,
+            port,
+            password,
+            timeout,
+            lambda smtp: smtp.send_message(message, to_addrs=to),
         )
-    except smtplib.SMTPRecipientsRefused as exc:
-        return fail(f"ALERT_TO: {where} refused {_refusals(exc.recipients)}")
-    except smtplib.SMTPSenderRefused as exc:
-        return fail(
-            f"SMTP_FROM: {where} refused the sender {sender!r} "
-            f"({_reply(exc.smtp_code, exc.smtp_error)})"
-        )
-    except _NotOffered as exc:
-        return fail(f"{exc.setting}: {where} does not offer {exc.feature} ({exc.hint})")
-    except smtplib.SMTPNotSupportedError as exc:
-        # An address that needs SMTPUTF8 from a server without it.
-        return fail(f"{where}: {exc}")
-    except smtplib.SMTPServerDisconnected as exc:
-        # smtplib reports a reply that never came as a disconnection.
-        if isinstance(exc.__context__, TimeoutError):
-            return fail(f"{where} did not answer within {timeout:g} s")
-        return fail(f"{where} closed the connection: {str(exc) or 'no reason given'}")
-    except smtplib.SMTPResponseException as exc:
-        return fail(f"{where} answered {_reply(exc.smtp_code, exc.smtp_error)}")
-    except smtplib.SMTPException as exc:
-        return fail(f"{where}: {exc}")
-    except ssl.SSLCertVerificationError as exc:
-        return fail(f"TLS with {where} failed: certificate not trusted ({exc.verify_message})")
-    except ssl.SSLError as exc:
-        return fail(
-            f"TLS with {where} failed: {exc.reason or exc} (is SMTP_SECURITY right for this port?)"
-        )
-    except TimeoutError:
-        return fail(f"{where} did not answer within {timeout:g} s")
-    except ConnectionRefusedError:
-        return fail(f"cannot reach the mail server {where}: connection refused")
-    except OSError as exc:
-        return fail(f"cannot reach the mail server {where}: {exc.strerror or exc}")
-    except UnicodeError as exc:
-        # The login is ASCII (checked above): what is left to encode is the host name.
-        return fail(f"SMTP_HOST: {host!r} is not a valid host name ({exc})")
+    except Exception as exc:
+        reason = _mail_error(exc, settings, where, timeout)
+        if reason is None:
+            raise
+        return fail(reason)
     if refused:
         # Some got it: resending would reach those twice, so say who did.
         delivered = [address for address in to if address not in refused]
@@ -232,6 +207,84 @@ def send(settings: Settings, outgoing: Outgoing, *, timeout: float = 20.0) -> Se
     return Sent(ok=True, recipients=to, error=None)
 
 
+@dataclass(frozen=True)
+class LoginCheck:
+    summary: str  # what the exchange showed (empty when it failed)
+    error: str | None  # one line, secret-free, naming what was wrong
+
+
+def check_login(settings: Settings, *, timeout: float = 20.0) -> LoginCheck:
+    """Connect, secure and log in exactly as `send` does, then say goodbye without sending:
+    `echopilot doctor`'s look at the mail settings."""
+    trouble = problem(settings)
+    if trouble is not None:
+        return LoginCheck(summary="", error=trouble)
+    host = settings.smtp_host or ""
+    port = settings.smtp_port or DEFAULT_PORTS[settings.smtp_security]
+    password = settings.smtp_pass.get_secret_value() if settings.smtp_pass else ""
+    where = f"{host}:{port}"
+    if not f"{settings.smtp_user or ''}{password}".isascii():
+        return LoginCheck(
+            summary="", error="SMTP_USER/SMTP_PASS: an SMTP login can only hold ASCII characters"
+        )
+    try:
+        _session(settings, host, port, password, timeout, lambda smtp: None)
+    except Exception as exc:
+        reason = _mail_error(exc, settings, where, timeout)
+        if reason is None:
+            raise
+        return LoginCheck(summary="", error=_one_line(reason, settings, password))
+    login = f"logged in as {settings.smtp_user!r}" if settings.smtp_user else "no login set"
+    return LoginCheck(summary=f"{where} ({settings.smtp_security}): {login}", error=None)
+
+
+def _mail_error(exc: Exception, settings: Settings, where: str, timeout: float) -> str | None:
+    """Why a talk with the mail server failed, in one line naming the setting to change;
+    None for an exception that is not a mail problem."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return (
+            f"SMTP_USER/SMTP_PASS: login as {settings.smtp_user!r} refused by {where} "
+            f"({_reply(exc.smtp_code, exc.smtp_error)})"
+        )
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return f"ALERT_TO: {where} refused {_refusals(exc.recipients)}"
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return (
+            f"SMTP_FROM: {where} refused the sender {settings.smtp_sender!r} "
+            f"({_reply(exc.smtp_code, exc.smtp_error)})"
+        )
+    if isinstance(exc, _NotOffered):
+        return f"{exc.setting}: {where} does not offer {exc.feature} ({exc.hint})"
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        # An address that needs SMTPUTF8 from a server without it.
+        return f"{where}: {exc}"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        # smtplib reports a reply that never came as a disconnection.
+        if isinstance(exc.__context__, TimeoutError):
+            return f"{where} did not answer within {timeout:g} s"
+        return f"{where} closed the connection: {str(exc) or 'no reason given'}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{where} answered {_reply(exc.smtp_code, exc.smtp_error)}"
+    if isinstance(exc, smtplib.SMTPException):
+        return f"{where}: {exc}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS with {where} failed: certificate not trusted ({exc.verify_message})"
+    if isinstance(exc, ssl.SSLError):
+        return (
+            f"TLS with {where} failed: {exc.reason or exc} (is SMTP_SECURITY right for this port?)"
+        )
+    if isinstance(exc, TimeoutError):
+        return f"{where} did not answer within {timeout:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"cannot reach the mail server {where}: connection refused"
+    if isinstance(exc, OSError):
+        return f"cannot reach the mail server {where}: {exc.strerror or exc}"
+    if isinstance(exc, UnicodeError):
+        # The login is ASCII (checked first): what is left to encode is the host name.
+        return f"SMTP_HOST: {settings.smtp_host!r} is not a valid host name ({exc})"
+    return None
+
+
 class _NotOffered(Exception):
     """The server lacks what the settings ask of it."""
 
@@ -240,16 +293,15 @@ class _NotOffered(Exception):
         self.setting, self.feature, self.hint = setting, feature, hint
 
 
-def _deliver(
+def _session(
     settings: Settings,
     host: str,
     port: int,
     password: str,
-    message: EmailMessage,
-    to: list[str],
     timeout: float,
-) -> dict[str, tuple[int, bytes]]:
-    """Hand the message to the server; the recipients it refused while taking the rest."""
+    then: Callable[[smtplib.SMTP], T],
+) -> T:
+    """Connect, secure and log in as the settings say, do `then`, and say goodbye."""
     context = ssl.create_default_context()
     smtp: smtplib.SMTP
     if settings.smtp_security == "ssl":
@@ -268,11 +320,11 @@ def _deliver(
             if not smtp.has_extn("auth"):
                 raise _NotOffered("SMTP_USER", "a login (AUTH)", "unset SMTP_USER, or use TLS")
             smtp.login(settings.smtp_user, password)
-        refused = smtp.send_message(message, to_addrs=to)
-        # The server has taken the message: a failed goodbye changes nothing.
+        result = then(smtp)
+        # The server has done what was asked: a failed goodbye changes nothing.
         with contextlib.suppress(smtplib.SMTPException, OSError):
             smtp.quit()
-        return refused
+        return result
     finally:
         smtp.close()
 

@@ -18,6 +18,7 @@ from echopilot.cli import (
     brief,
     clients,
     demo,
+    doctor,
     finance,
     jobs,
     notion,
@@ -63,6 +64,7 @@ app.command("self-heal")(selfheal.self_heal_command)
 app.command("finance")(finance.finance_command)
 app.command("brief")(brief.brief_command)
 app.command("optimize")(optimize.optimize_command)
+app.command("doctor")(doctor.doctor_command)
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(report.app, name="report")
 app.add_typer(payments.app, name="payments")

@@ -151,6 +151,13 @@ class Gateway:
         except stripe.StripeError as exc:
             raise _explain(exc) from None
 
+    def probe(self) -> None:
+        """Read one event and one payment link: the key works and may do what EchoPilot asks
+        of it (a restricted key lacking either permission is refused here)."""
+        params: Any = {"limit": 1}
+        self._call(self._client.v1.events.list, params=params)
+        self._call(self._client.v1.payment_links.list, params=params)
+
     def payment_intent(self, intent_id: str) -> dict[str, Any]:
         return self._call(self._client.v1.payment_intents.retrieve, intent_id)
 
