@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -992,6 +993,7 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("sqlite:", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        _check_port(value)
         return value
 
     @field_validator("queue_url")
@@ -999,6 +1001,7 @@ class Settings(BaseSettings):
     def _check_queue_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("sqlite:", "redis:", "rediss:", "memory:")):
             raise ValueError("must be sqlite:///path, redis://host:port/db or memory://")
+        _check_port(value)
         return value
 
     @field_validator("public_url")
@@ -1090,6 +1093,14 @@ class Settings(BaseSettings):
     @cached_property
     def optimizer_bound_map(self) -> dict[str, tuple[int | None, int | None]]:
         return parse_optimizer_bounds(self.optimizer_bounds)
+
+
+def _check_port(url: str | None) -> None:
+    """A URL's port, when it has one, is a number a connection can use."""
+    try:
+        urlsplit(url or "").port  # noqa: B018 (raises for a port that is not a number)
+    except ValueError:
+        raise ValueError("its port must be a number from 1 to 65535") from None
 
 
 def parse_optimizer_bounds(raw: str) -> dict[str, tuple[int | None, int | None]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
 from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
@@ -217,7 +218,7 @@ def migrations_finding(engine: Engine) -> Finding:
         )
     try:
         pending = list(script.iterate_revisions(head, current))
-    except CommandError:
+    except (CommandError, ResolutionError):
         return fail(
             "migrations",
             f"the database is at revision {current}, which this version of EchoPilot does not "

@@ -231,7 +231,11 @@ def notion_finding(settings: Settings, engine: Engine | None) -> Finding:
 
     if not settings.notion_enabled:
         return off("notion", "NOTION_TOKEN and NOTION_QUEUE_DB_ID not set: no Notion queue")
-    gateway = Gateway(settings)
+    # One try each, bounded like the other checks: a person is waiting for the answer.
+    bounded = settings.model_copy(
+        update={"notion_timeout_seconds": min(settings.notion_timeout_seconds, NETWORK_SECONDS)}
+    )
+    gateway = Gateway(bounded, tries=1)
     try:
         found = check.run(settings, gateway)
     except Unreachable as exc:

@@ -110,10 +110,13 @@ class Gateway:
     """A Notion client built from the settings. `what` names, in every error, the database
     a call concerns (for example "the queue database (NOTION_QUEUE_DB_ID)")."""
 
-    def __init__(self, settings: Settings, *, timer: Timer | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, timer: Timer | None = None, tries: int = TRIES
+    ) -> None:
         if settings.notion_token is None:
             raise Denied("the Notion connector is off: set NOTION_TOKEN")
         self.timer = timer or Timer()
+        self.tries = tries
         self.pace = Pace(settings.notion_requests_per_second, self.timer)
         options: dict[str, Any] = {
             "auth": settings.notion_token.get_secret_value(),
@@ -137,8 +140,8 @@ class Gateway:
         self, fn: Callable[[], Any], *, what: str, page: bool = False, repeatable: bool = True
     ) -> Any:
         delay = 1.0
-        for attempt in range(1, TRIES + 1):
-            last = attempt == TRIES
+        for attempt in range(1, self.tries + 1):
+            last = attempt == self.tries
             self.pace.wait()
             self.requests += 1
             try:
