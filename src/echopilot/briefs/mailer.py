@@ -159,36 +159,23 @@ def send(settings: Settings, outgoing: Outgoing, *, timeout: float = 20.0) -> Se
     `timeout` bounds each network step (connecting, each command), not the whole exchange.
     A message that is wrong in itself raises ValueError, as `build` does: that is a bug in
     the caller, not a mail problem."""
-    trouble = problem(settings)
-    if trouble is not None:
-        return Sent(ok=False, recipients=[], error=trouble)
-    host = settings.smtp_host or ""
-    port = settings.smtp_port or DEFAULT_PORTS[settings.smtp_security]
+    server = _server(settings)
+    if isinstance(server, str):
+        return Sent(ok=False, recipients=[], error=server)
     # The same address twice would be delivered twice.
     to = list(dict.fromkeys(split_recipients(settings.alert_to or "")))
     sender = settings.smtp_sender
     message = build(outgoing, sender, to, message_id_domain=_domain_of(sender))
-    password = settings.smtp_pass.get_secret_value() if settings.smtp_pass else ""
-    where = f"{host}:{port}"
 
     def fail(reason: str) -> Sent:
-        return Sent(ok=False, recipients=[], error=_one_line(reason, settings, password))
-
-    if not f"{settings.smtp_user or ''}{password}".isascii():
-        # smtplib encodes every AUTH exchange as ASCII; it would fail midway.
-        return fail("SMTP_USER/SMTP_PASS: an SMTP login can only hold ASCII characters")
+        return Sent(ok=False, recipients=[], error=_one_line(reason, settings, server.password))
 
     try:
         refused = _session(
-            settings,
-            host,
-            port,
-            password,
-            timeout,
-            lambda smtp: smtp.send_message(message, to_addrs=to),
+            settings, server, timeout, lambda smtp: smtp.send_message(message, to_addrs=to)
         )
     except Exception as exc:
-        reason = _mail_error(exc, settings, where, timeout)
+        reason = _mail_error(exc, settings, server.where, timeout)
         if reason is None:
             raise
         return fail(reason)
@@ -199,9 +186,9 @@ def send(settings: Settings, outgoing: Outgoing, *, timeout: float = 20.0) -> Se
             ok=False,
             recipients=delivered,
             error=_one_line(
-                f"ALERT_TO: {where} refused {_refusals(refused)}; sent to the others",
+                f"ALERT_TO: {server.where} refused {_refusals(refused)}; sent to the others",
                 settings,
-                password,
+                server.password,
             ),
         )
     return Sent(ok=True, recipients=to, error=None)
@@ -216,26 +203,43 @@ class LoginCheck:
 def check_login(settings: Settings, *, timeout: float = 20.0) -> LoginCheck:
     """Connect, secure and log in exactly as `send` does, then say goodbye without sending:
     `echopilot doctor`'s look at the mail settings."""
-    trouble = problem(settings)
-    if trouble is not None:
-        return LoginCheck(summary="", error=trouble)
-    host = settings.smtp_host or ""
-    port = settings.smtp_port or DEFAULT_PORTS[settings.smtp_security]
-    password = settings.smtp_pass.get_secret_value() if settings.smtp_pass else ""
-    where = f"{host}:{port}"
-    if not f"{settings.smtp_user or ''}{password}".isascii():
-        return LoginCheck(
-            summary="", error="SMTP_USER/SMTP_PASS: an SMTP login can only hold ASCII characters"
-        )
+    server = _server(settings)
+    if isinstance(server, str):
+        return LoginCheck(summary="", error=server)
     try:
-        _session(settings, host, port, password, timeout, lambda smtp: None)
+        _session(settings, server, timeout, lambda smtp: None)
     except Exception as exc:
-        reason = _mail_error(exc, settings, where, timeout)
+        reason = _mail_error(exc, settings, server.where, timeout)
         if reason is None:
             raise
-        return LoginCheck(summary="", error=_one_line(reason, settings, password))
+        return LoginCheck(summary="", error=_one_line(reason, settings, server.password))
     login = f"logged in as {settings.smtp_user!r}" if settings.smtp_user else "no login set"
-    return LoginCheck(summary=f"{where} ({settings.smtp_security}): {login}", error=None)
+    return LoginCheck(summary=f"{server.where} ({settings.smtp_security}): {login}", error=None)
+
+
+@dataclass(frozen=True)
+class _Server:
+    host: str
+    port: int
+    password: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def _server(settings: Settings) -> _Server | str:
+    """The mail server and login the settings name, or why they cannot be used (one line
+    naming the setting)."""
+    trouble = problem(settings)
+    if trouble is not None:
+        return trouble
+    password = settings.smtp_pass.get_secret_value() if settings.smtp_pass else ""
+    if not f"{settings.smtp_user or ''}{password}".isascii():
+        # smtplib encodes every AUTH exchange as ASCII; it would fail midway.
+        return "SMTP_USER/SMTP_PASS: an SMTP login can only hold ASCII characters"
+    port = settings.smtp_port or DEFAULT_PORTS[settings.smtp_security]
+    return _Server(settings.smtp_host or "", port, password)
 
 
 def _mail_error(exc: Exception, settings: Settings, where: str, timeout: float) -> str | None:
@@ -294,20 +298,15 @@ class _NotOffered(Exception):
 
 
 def _session(
-    settings: Settings,
-    host: str,
-    port: int,
-    password: str,
-    timeout: float,
-    then: Callable[[smtplib.SMTP], T],
+    settings: Settings, server: _Server, timeout: float, then: Callable[[smtplib.SMTP], T]
 ) -> T:
     """Connect, secure and log in as the settings say, do `then`, and say goodbye."""
     context = ssl.create_default_context()
     smtp: smtplib.SMTP
     if settings.smtp_security == "ssl":
-        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+        smtp = smtplib.SMTP_SSL(server.host, server.port, timeout=timeout, context=context)
     else:
-        smtp = smtplib.SMTP(host, port, timeout=timeout)
+        smtp = smtplib.SMTP(server.host, server.port, timeout=timeout)
     try:
         # Asked before smtplib would refuse, so that the answer names the setting to change.
         smtp.ehlo_or_helo_if_needed()
@@ -319,7 +318,7 @@ def _session(
         if settings.smtp_user:
             if not smtp.has_extn("auth"):
                 raise _NotOffered("SMTP_USER", "a login (AUTH)", "unset SMTP_USER, or use TLS")
-            smtp.login(settings.smtp_user, password)
+            smtp.login(settings.smtp_user, server.password)
         result = then(smtp)
         # The server has done what was asked: a failed goodbye changes nothing.
         with contextlib.suppress(smtplib.SMTPException, OSError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -48,10 +49,7 @@ def run(*, send_test: bool = False, settings: Settings | None = None) -> Report:
             )
         spent = time.monotonic() - started
         for finding in found if isinstance(found, list) else [found]:
-            finding = finding.scrubbed(hidden)
-            report.findings.append(
-                Finding(finding.check, finding.status, finding.summary, finding.fix, spent)
-            )
+            report.findings.append(replace(finding.scrubbed(hidden), seconds=spent))
 
     add("settings", lambda: local.settings_finding(settings))
     add("home", lambda: local.home_finding(settings))
