@@ -35,6 +35,7 @@ PG_URL = os.environ.get(
 REDIS_URL = os.environ.get("ECHOPILOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REQUIRE_SERVICES = os.environ.get("ECHOPILOT_TEST_REQUIRE_SERVICES") == "1"
 BACKENDS = ("embedded", "postgres", "redis")
+# "production" is both at once: PostgreSQL for the database, Redis for the queue.
 
 
 # Settings a developer's shell may hold that must not reach the code under test.
@@ -147,6 +148,10 @@ def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
     if kind == "redis":
         url, name = request.getfixturevalue("redis_queue")
         return {"queue_url": url, "queue_name": name}
+    if kind == "production":
+        url, name = request.getfixturevalue("redis_queue")
+        database = request.getfixturevalue("postgres_url")
+        return {"database_url": database, "queue_url": url, "queue_name": name}
     return {}
 
 

@@ -294,6 +294,12 @@ def test_a_database_a_newer_version_migrated_fails_the_migrations_check(
     assert f"its newest is {revision}" in found["summary"]
     assert "a newer version has upgraded it" in found["summary"]
     assert "newer EchoPilot version" in found["fix"]
+    # Every other command refuses in one line too, rather than with alembic's words (a
+    # service manager told "bad configuration", exit 2, need not restart it every 5 s).
+    listed = machine.run("jobs", "list")
+    assert listed.code == 2, listed.shown
+    assert "upgraded by a newer version of EchoPilot" in listed.stderr
+    assert "Traceback" not in listed.shown
 
 
 # ---- settings ------------------------------------------------------------------------

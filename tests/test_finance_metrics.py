@@ -492,3 +492,25 @@ def test_money_owed_is_aged_to_the_second(make_runtime: Callable[..., Runtime]) 
         "amount": "3.00",
         "ageing": {"0_7d": "1.00", "8_30d": "2.00", "over_30d": "0.00"},
     }
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_jobs_written_at_once_do_not_wait_on_each_other_for_the_roll_ups(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    # Every job of an hour adds to the same roll-up rows. Updated at each job's write, their
+    # row locks were held to the end of its transaction, and workers and intake took turns.
+    rt = make_runtime()
+    finished = NOW - timedelta(minutes=5)
+    row = job_row(finished_at=finished, created_at=finished, price_cents=500, cost_micros=7)
+    with rt.engine.connect() as first, rt.engine.connect() as second:
+        first.execute(insert(Job).values({**row, "name": "first"}))  # not committed yet
+        second.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+        second.execute(insert(Job).values({**row, "name": "second"}))  # no wait on `first`
+        second.commit()
+        first.commit()
+    with rt.engine.connect() as conn:
+        done, cost = conn.execute(
+            select(FinanceDaily.done, FinanceDaily.cost_micros).where(FinanceDaily.dim == "all")
+        ).one()
+    assert (done, cost) == (2, 14)

@@ -31,6 +31,9 @@ def load() -> Settings:
         ("ECHOPILOT_QUEUE_URL", "amqp://broker.example"),
         ("ECHOPILOT_QUEUE_NAME", "has spaces"),
         ("ECHOPILOT_LOG_LEVEL", "loud"),
+        ("ECHOPILOT_TRUSTED_PROXIES", "10.0.0.1, proxy.example"),
+        # Host bits set: the server would match nobody against it, trusting no proxy.
+        ("ECHOPILOT_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.5/8"),
     ],
 )
 def test_a_bad_value_raises_a_config_error_that_starts_with_the_variable_name(
@@ -129,3 +132,8 @@ def test_masked_settings_never_contain_the_secret(
 
 def test_masked_settings_show_an_unset_key_as_unset() -> None:
     assert masked(load())["OPENAI_API_KEY"] is None
+
+
+def test_trusted_proxies_take_addresses_and_networks() -> None:
+    settings = load_settings(_env_file=None, trusted_proxies="127.0.0.1, 10.0.0.0/8, ::1")
+    assert settings.trusted_proxies == "127.0.0.1, 10.0.0.0/8, ::1"

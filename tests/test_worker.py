@@ -211,3 +211,32 @@ def test_the_pipeline_runs_with_no_network_and_no_key(
     assert run_worker(offline, concurrency=3, burst=True) == 0
     assert {status_of(offline, i) for i in ids} == {"done"}
     assert job_of(offline, ids[0])["provider"] == "offline"
+
+
+def test_a_sweep_judging_a_dead_lease_never_takes_the_job_from_its_next_worker(
+    offline: Runtime,
+) -> None:
+    # Several workers sweep at once: one judged the lease of a killed worker, another
+    # requeued the job, and a live worker claimed it before the first one got to it.
+    from echopilot.jobs.pipeline import claim_job
+    from echopilot.queue import recovery
+
+    job_id = submit(offline, "contested")
+    assert claim_job(offline, job_id)
+    later = utcnow() + timedelta(seconds=offline.settings.lease_seconds + 1)
+    with offline.sessions() as session:
+        judged = recovery._stuck(
+            session, later, frozenset(), wait_for_lease=True, judge_remote=True
+        )
+    assert [found.job_id for found in judged] == [job_id]
+    assert sweep(offline, now=later).requeued_stuck == [job_id]
+    claim = claim_job(offline, job_id)
+    assert claim
+
+    late = recovery.SweepResult()
+    recovery._recover(offline, judged, later, late, frozenset())
+
+    assert late.requeued_stuck == [] and late.dead_stuck == []
+    job = job_of(offline, job_id)
+    assert job["status"] == "processing"
+    assert [a["status"] for a in job["attempt_log"]] == ["lost", "running"]  # type: ignore[union-attr]

@@ -48,7 +48,7 @@ def extra(**values: Any) -> dict[str, str]:
     return {f"ECHOPILOT_{name.upper()}": str(value) for name, value in values.items()}
 
 
-@pytest.mark.parametrize("backend", ["embedded", "postgres", "redis"], indirect=True)
+@pytest.mark.parametrize("backend", ["embedded", "postgres", "redis", "production"], indirect=True)
 def test_workers_killed_again_and_again_never_make_a_job_dead(
     make_runtime: Callable[..., Runtime],
 ) -> None:
@@ -252,3 +252,31 @@ def _waiting_backend(rt: Runtime) -> int | None:
             "AND datname = current_database() AND pid <> pg_backend_pid()"
         ).first()
     return int(row[0]) if row else None
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_job_whose_end_and_failure_both_fail_to_record_is_handed_back_and_finished(
+    openai_rt: Callable[..., Runtime], model_server: FakeModelServer
+) -> None:
+    # The worker lives, so no sweep takes the job from it: it must give the job back itself
+    # once the database answers, or the job stays `processing` for as long as it runs.
+    rt = openai_rt(lease_seconds=6)
+    model_server.on("task", Reply.ok("The summary.", delay=1.0))
+    job_id = submit(rt, "unrecorded")
+    worker = start_cli(rt.settings, "worker")
+    try:
+        wait_for(lambda: model_server.count("task") >= 1)
+        with rt.engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT id FROM job_attempts WHERE job_id = {job_id} FOR UPDATE")
+            for _ in range(2):  # the attempt's end, then the failure that replaces it
+                blocked = wait_for(lambda: _waiting_backend(rt), timeout=30)
+                conn.exec_driver_sql(f"SELECT pg_terminate_backend({blocked})")
+            conn.rollback()
+        wait_for(lambda: status_of(rt, job_id) == "done", timeout=60)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    job = job_of(rt, job_id)
+    assert [a["status"] for a in job["attempt_log"]] == ["handed_back", "ok"]  # type: ignore[union-attr]
+    assert "could not be recorded" in job["attempt_log"][0]["error"]  # type: ignore[index]
+    assert model_server.count("task") == 2

@@ -879,11 +879,14 @@ class Settings(BaseSettings):
             if not item:
                 continue
             try:
-                ipaddress.ip_network(item, strict=False)
+                network = ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(
                     f"{item!r} is not an IP address or network (e.g. 10.0.0.1, 10.0.0.0/8)"
                 ) from None
+            if "/" in item and str(network) != item:
+                # The server matches networks strictly: 10.0.0.5/8 would trust nobody.
+                raise ValueError(f"{item!r} has host bits set; write the network as {network}")
         return value
 
     @field_validator("model_prices")

@@ -6,9 +6,11 @@ Job inputs and secrets are never logged.
 
 from __future__ import annotations
 
+import errno
 import logging
 import logging.handlers
 import sys
+import time
 from pathlib import Path
 
 import structlog
@@ -20,6 +22,28 @@ CONSOLE = "echopilot_console"
 
 def _for_console(record: logging.LogRecord) -> bool:
     return bool(getattr(record, CONSOLE, True))
+
+
+class _LogFile(logging.handlers.WatchedFileHandler):
+    """The NDJSON file. A full disk drops log lines with one notice a minute on stderr,
+    instead of logging's traceback for every line (the command's own error says more)."""
+
+    _FULL = (errno.ENOSPC, errno.EDQUOT)
+    _noticed_at = float("-inf")
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not (isinstance(error, OSError) and error.errno in self._FULL):
+            super().handleError(record)
+            return
+        now = time.monotonic()
+        if now - self._noticed_at >= 60:
+            self._noticed_at = now
+            print(
+                f"echopilot: cannot write {self.baseFilename}: no space left on the disk; "
+                "log lines are dropped until there is space",
+                file=sys.stderr,
+            )
 
 
 _PRE_CHAIN: list[structlog.types.Processor] = [
@@ -39,7 +63,7 @@ def setup(home: Path, component: str, level: str = "info", *, console: bool = Tr
         root.removeHandler(handler)
     root.setLevel(level.upper())
 
-    file_handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+    file_handler = _LogFile(path, encoding="utf-8")
     file_handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_PRE_CHAIN,
@@ -70,7 +94,9 @@ def setup(home: Path, component: str, level: str = "info", *, console: bool = Tr
         root.addHandler(stream)
     # Huey logs every task at INFO; that is noise at our level of detail.
     logging.getLogger("huey").setLevel(max(root.level, logging.WARNING))
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # A line per HTTP request; openai 3.x sends through httpx2.
+    for noisy in ("httpx", "httpx2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # Apprise's lines can carry the URLs they were given, tokens included: they never reach
     # EchoPilot's logs (alerts/channels.py records a failed send in its own words).

@@ -6,12 +6,14 @@ score, reporting token usage. Tests script what the next calls of a stage get:
     server.on("task", Reply(status=429, headers={"Retry-After": "1"}), Reply.ok("fine"))
     server.on("qa", Reply.ok("not a number"))
 
-Every request is recorded with its arrival time, stage and body.
+Every request is recorded with its arrival time, stage and body. `server.stall(60, hang=5)`
+makes every call of the next minute hang (a model that times out).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -54,6 +56,13 @@ class Reply:
         return cls(status=status, body={"error": {"message": message, "type": "test"}}, **kw)
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client killed mid-call (a worker's kill -9) resets its connection: not news.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @dataclass
 class Seen:
     at: float
@@ -74,6 +83,9 @@ class FakeModelServer:
         self.models: list[str] | None = ["gpt-4o", "gpt-4o-mini"]
         self.key: str | None = None
         self.model_lists = 0
+        # Until this monotonic time every chat call hangs for `hang_seconds` (an outage).
+        self.stalled_until = 0.0
+        self.hang_seconds = 0.0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -93,7 +105,7 @@ class FakeModelServer:
             def do_GET(self) -> None:
                 outer._list_models(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -113,6 +125,11 @@ class FakeModelServer:
     def on(self, stage: str, *replies: Reply) -> None:
         with self._lock:
             self._scripts[stage].extend(replies)
+
+    def stall(self, seconds: float, hang: float) -> None:
+        """For the next `seconds`, every chat call hangs `hang` seconds before answering."""
+        self.hang_seconds = hang
+        self.stalled_until = time.monotonic() + seconds
 
     def count(self, stage: str | None = None) -> int:
         return sum(1 for r in self.requests if stage is None or r.stage == stage)
@@ -157,6 +174,8 @@ class FakeModelServer:
         model = str(body.get("model", ""))
         with self._lock:
             self.requests.append(Seen(time.monotonic(), stage, model, body))
+        if time.monotonic() < self.stalled_until:
+            time.sleep(self.hang_seconds)
         reply = self._next(stage)
         if reply.delay:
             time.sleep(reply.delay)

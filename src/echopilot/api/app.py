@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from echopilot import __version__
@@ -45,6 +47,7 @@ from echopilot.api.routes import (
     selfheal,
     system,
 )
+from echopilot.db.outage import outage_of
 from echopilot.errors import (
     ConfigError,
     ConflictError,
@@ -191,6 +194,24 @@ def _install_error_handlers(app: FastAPI) -> None:
             request_id=_request_id(request),
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+
+    async def _outage(request: Request, exc: Exception) -> JSONResponse:
+        # The database or queue gone for a moment, or the disk full: the client may retry.
+        # Anything else is a bug, and the edge middleware answers it 500 with its log line.
+        found = outage_of(exc)
+        if found is None:
+            raise exc
+        log.warning("answering 503 %s: %s", found.code, found.message)
+        return error_response(
+            503,
+            found.code,
+            found.message,
+            request_id=_request_id(request),
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for kind in (DBAPIError, RedisError, OSError):
+        app.add_exception_handler(kind, _outage)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -61,5 +61,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "Invalid input; `error.fields` names the fields",
         429: "Too many failed key attempts; retry after the Retry-After header",
         500: "Internal error; `error.request_id` identifies it in the logs",
+        503: "Over capacity (`overloaded`), or the database, queue or disk away for a moment "
+        "(`database_unavailable`, `queue_unavailable`, `disk_full`); retry after Retry-After",
     }.items()
 }

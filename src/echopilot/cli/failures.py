@@ -7,7 +7,6 @@ to the command's log file, never to the terminal.
 
 from __future__ import annotations
 
-import errno
 import re
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from echopilot.db.outage import outage_of
 from echopilot.errors import (
     AlreadyRunningError,
     ConfigError,
@@ -66,6 +66,17 @@ def explain(exc: BaseException, *, database_url: str | None = None) -> Failure:
             "(sqlite:///path or postgresql+psycopg://user@host/db)",
             EXIT_USAGE,
         )
+    if _unknown_revision(exc):
+        return Failure(
+            "database_newer",
+            f"the database was upgraded by a newer version of EchoPilot ({_first_line(exc)}); "
+            "run that version here too (every process must run the same version), or restore "
+            "a backup made before the upgrade",
+            EXIT_USAGE,
+        )
+    full = outage_of(exc)
+    if full is not None and full.code == "disk_full":
+        return Failure("disk_full", full.message, EXIT_FAILED)
     if isinstance(exc, DBAPIError):
         return _database(exc, database_url)
     if _is_redis_error(exc):
@@ -75,8 +86,6 @@ def explain(exc: BaseException, *, database_url: str | None = None) -> Failure:
             "that Redis runs",
             EXIT_FAILED,
         )
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return Failure("disk_full", f"no space left on the disk ({exc.filename})", EXIT_FAILED)
     return Failure(
         "internal_error",
         f"unexpected error ({type(exc).__name__}: {_first_line(exc)})",
@@ -141,6 +150,11 @@ def _where(url: str | None) -> str:
         return f"at {parsed.database}"
     port = f":{parsed.port}" if parsed.port else ""
     return f"at {parsed.host or 'localhost'}{port}/{parsed.database or ''}"
+
+
+def _unknown_revision(exc: BaseException) -> bool:
+    # Alembic's words for a revision in the database that this version does not ship.
+    return type(exc).__module__.startswith("alembic") and "Can't locate revision" in str(exc)
 
 
 def _is_redis_error(exc: BaseException) -> bool:

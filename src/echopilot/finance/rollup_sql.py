@@ -314,8 +314,12 @@ def install(conn: Connection) -> None:
                 f"BEGIN\n  {body}\n  RETURN NULL;\nEND $$"
             )
             when = f"WHEN ({condition})" if condition else ""
+            # Deferred to the commit: the roll-up rows are shared by every job of the hour,
+            # so their row locks are held only while committing, not from a job's write
+            # through the rest of its transaction (which serialised workers and intake).
             conn.exec_driver_sql(
-                f"CREATE TRIGGER {name} AFTER {event} ON jobs FOR EACH ROW {when} "
+                f"CREATE CONSTRAINT TRIGGER {name} AFTER {event} ON jobs "
+                f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW {when} "
                 f"EXECUTE FUNCTION {name}_fn()"
             )
         else:

@@ -22,6 +22,7 @@ from echopilot import audit
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Client, Job, NotionPage, TaskType
+from echopilot.db.outage import first_line, outage_of
 from echopilot.errors import ConflictError, InputError, NotFoundError
 from echopilot.jobs.pricing import billing_status
 from echopilot.jobs.status import RETRYABLE, Status, change, record_created
@@ -318,8 +319,12 @@ def _client_for(session: Session, email: str, now: datetime) -> Client:
 def _enqueue(runtime: Runtime, job_id: int, priority: int) -> None:
     try:
         runtime.queue.enqueue(job_id, priority=priority)
-    except Exception:
+    except Exception as exc:
         # The job is safely queued in the database; the recovery sweep will enqueue it.
+        found = outage_of(exc)
         log.warning(
-            "enqueue of job %s failed; the recovery sweep will retry", job_id, exc_info=True
+            "enqueue of job %s failed%s; the recovery sweep will retry",
+            job_id,
+            f" ({type(exc).__name__}: {first_line(exc)})" if found else "",
+            exc_info=found is None,  # an outage is one line; anything else is worth its trace
         )

@@ -118,12 +118,20 @@ class Leases(Protocol):
 
     def release(self, token: str) -> None: ...
 
+    def unsettled(self, token: str, job_id: int) -> None:
+        """The attempt ended but its end was not recorded: hand the job back when possible."""
+
 
 class _NoLeases:
+    # Without a keeper (no heartbeat), an unsettled job's lease expires and the sweep
+    # recovers it.
     def hold(self, token: str, job_id: int) -> None:
         pass
 
     def release(self, token: str) -> None:
+        pass
+
+    def unsettled(self, token: str, job_id: int) -> None:
         pass
 
 
@@ -163,9 +171,14 @@ def process(runtime: Runtime, job_id: int, *, leases: Leases | None = None) -> s
     keeper = leases or _NoLeases()
     keeper.hold(claim.token, job_id)
     try:
-        return _run(runtime, claim)
-    finally:
-        keeper.release(claim.token)
+        status = _run(runtime, claim)
+    except Exception:
+        # Not even the failure could be recorded (the database went away): the job is
+        # still `processing` under this live worker, which alone can give it back.
+        keeper.unsettled(claim.token, job_id)
+        raise
+    keeper.release(claim.token)
+    return status
 
 
 def claim_job(runtime: Runtime, job_id: int, now: datetime | None = None) -> Claim | None:

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -133,7 +133,13 @@ def unfinished_elsewhere(
     """Jobs in `processing` that no live worker holds (besides the caller's own): the
     sweep will recover them, at once or when their lease expires."""
     stuck = _stuck(session, now, own_tokens, wait_for_lease=False, judge_remote=True)
-    return [job_id for job_id, _ in stuck]
+    return [found.job_id for found in stuck]
+
+
+class _Stuck(NamedTuple):
+    job_id: int
+    token: str | None  # the lease judged: a job claimed again since is not this one
+    state: Holder
 
 
 def _stuck(
@@ -143,9 +149,9 @@ def _stuck(
     *,
     wait_for_lease: bool,
     judge_remote: bool,
-) -> list[tuple[int, Holder]]:
-    """(job id, holder state) of processing jobs to recover: the holder is dead, or unknown
-    with the lease expired (with `wait_for_lease` False, unknown ones whatever their lease)."""
+) -> list[_Stuck]:
+    """Processing jobs to recover: the holder is dead, or unknown with the lease expired
+    (with `wait_for_lease` False, unknown ones whatever their lease)."""
     beats = {
         worker: at
         for worker, at in session.execute(
@@ -158,7 +164,7 @@ def _stuck(
         .order_by(Job.id)
     )
     states: dict[str | None, Holder] = {}  # one judgement per holder, not per job
-    found: list[tuple[int, Holder]] = []
+    found: list[_Stuck] = []
     for job_id, owner, token, lease_until in rows:
         if token in own_tokens:
             continue
@@ -168,7 +174,7 @@ def _stuck(
             state = states[owner] = holder_state(owner, beat, now, judge_remote=judge_remote)
         expired = lease_until is None or lease_until < now
         if state == Holder.DEAD or (state == Holder.UNKNOWN and (expired or not wait_for_lease)):
-            found.append((job_id, state))
+            found.append(_Stuck(job_id, token, state))
         if len(found) >= BATCH:
             break
     return found
@@ -186,14 +192,14 @@ def _preview(
         stuck = _stuck(session, now, own_tokens, wait_for_lease=True, judge_remote=judge_remote)
         lost = dict(
             session.execute(
-                select(Job.id, Job.lost_leases).where(Job.id.in_([j for j, _ in stuck]))
+                select(Job.id, Job.lost_leases).where(Job.id.in_([f.job_id for f in stuck]))
             ).all()
         )
         silent = WorkerHeartbeat.heartbeat_at < now - PRUNE_AFTER
         result.pruned_heartbeats = len(
             session.scalars(select(WorkerHeartbeat.worker).where(silent)).all()
         )
-    for job_id, _ in stuck:
+    for job_id, _, _ in stuck:
         exhausted = lost.get(job_id, 0) + 1 >= runtime.settings.max_lost_leases
         (result.dead_stuck if exhausted else result.requeued_stuck).append(job_id)
     orphans = _orphans(runtime, now, orphan_min_age)
@@ -212,11 +218,26 @@ def _recover_stuck(
 ) -> None:
     with read_session(runtime.sessions) as session:
         stuck = _stuck(session, now, own_tokens, wait_for_lease=True, judge_remote=judge_remote)
+    _recover(runtime, stuck, now, result, own_tokens)
+
+
+def _recover(
+    runtime: Runtime,
+    stuck: list[_Stuck],
+    now: datetime,
+    result: SweepResult,
+    own_tokens: frozenset[str],
+) -> None:
+    """Requeue (or make dead) each job judged stuck, if it still is as judged."""
     max_lost = runtime.settings.max_lost_leases
-    for job_id, state in stuck:
+    for job_id, judged_token, state in stuck:
         with write_session(runtime.sessions) as session:
             job = lock_job(session, job_id)
             if job is None or job.status != Status.PROCESSING or job.lease_token in own_tokens:
+                continue
+            if job.lease_token != judged_token:
+                # Another sweep recovered it and a live worker has claimed it since: the
+                # judgement was of the dead holder, not of this one.
                 continue
             if state == Holder.UNKNOWN and job.lease_until and job.lease_until >= now:
                 continue  # renewed since we looked

@@ -27,12 +27,15 @@ from echopilot.jobs import pipeline
 from echopilot.jobs.status import Status, change
 from echopilot.queue.app import set_executor
 from echopilot.queue.liveness import beat_seconds
+from echopilot.queue.quiet import quiet_consumer_outages
 from echopilot.queue.recovery import sweep, unfinished_elsewhere, waiting
 from echopilot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 IDLE_CHECK_SECONDS = 0.25
+SHUTDOWN = "worker shut down before the attempt finished"
+UNSETTLED = "the attempt's end could not be recorded (database unavailable)"
 # How often a worker checks that the scheduler lives (its alert fires from here).
 WATCH_SCHEDULER_SECONDS = 300.0
 
@@ -44,6 +47,7 @@ class LeaseKeeper:
         self.runtime = runtime
         self.concurrency = concurrency
         self._held: dict[str, int] = {}
+        self._unsettled: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,6 +67,23 @@ class LeaseKeeper:
     def held(self) -> dict[str, int]:
         with self._lock:
             return dict(self._held)
+
+    def unsettled(self, token: str, job_id: int) -> None:
+        # Its lease stays held (and renewed): no other worker takes the job meanwhile.
+        with self._lock:
+            self._unsettled[token] = job_id
+
+    def settle(self) -> None:
+        """Hand back the jobs whose attempts ended without their end being recorded."""
+        with self._lock:
+            pending = dict(self._unsettled)
+        for token, job_id in pending.items():
+            handed = hand_back(self.runtime, token, job_id, why=UNSETTLED)
+            with self._lock:
+                self._unsettled.pop(token, None)
+                self._held.pop(token, None)
+            if handed:
+                log.warning("job %s handed back: its last attempt could not be recorded", job_id)
 
     def start(self) -> None:
         self._beat()
@@ -86,6 +107,7 @@ class LeaseKeeper:
         last_round = time.monotonic()
         while not self._stop.wait(self.renew_every):
             try:
+                self.settle()
                 self.renew()
                 self._beat()
                 # A round that took long was held up by the database, which held up every
@@ -161,7 +183,7 @@ class _Consumer(Consumer):  # type: ignore[misc]
         self._signal_actions[signal.SIGINT] = (False, True)
 
 
-def hand_back(runtime: Runtime, token: str, job_id: int) -> bool:
+def hand_back(runtime: Runtime, token: str, job_id: int, *, why: str = SHUTDOWN) -> bool:
     """Return a job this worker could not finish to the queue; its attempt is not held
     against it."""
     now = utcnow()
@@ -170,7 +192,7 @@ def hand_back(runtime: Runtime, token: str, job_id: int) -> bool:
             session,
             job_id,
             Status.QUEUED,
-            reason="handed back at worker shutdown",
+            reason=f"handed back: {why}",
             now=now,
             guard=lambda j: j.lease_token == token,
             lease_token=None,
@@ -187,11 +209,7 @@ def hand_back(runtime: Runtime, token: str, job_id: int) -> bool:
                 JobAttempt.n == job.attempts,
                 JobAttempt.status == "running",
             )
-            .values(
-                status="handed_back",
-                finished_at=now,
-                error="worker shut down before the attempt finished",
-            )
+            .values(status="handed_back", finished_at=now, error=why)
         )
         priority = job.priority
     runtime.queue.enqueue(job_id, priority=priority)
@@ -221,6 +239,7 @@ def run_worker(runtime: Runtime, *, concurrency: int | None = None, burst: bool 
         start.as_dict(),
     )
     keeper.start()
+    quiet_consumer_outages()
     consumer = _Consumer(runtime, concurrency, settings.worker_shutdown_seconds)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     consumer.start()

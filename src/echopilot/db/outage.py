@@ -1,0 +1,84 @@
+"""Tell a passing outage of the storage (the database or queue unreachable, a connection cut,
+the disk full) from a bug, so that callers can answer "retry later" instead of "internal
+error". Only the driver's first line is kept: SQLAlchemy's own text carries the statement.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+
+from sqlalchemy.exc import DBAPIError
+
+# Words of psycopg/libpq and sqlite3 for a connection that is gone or never came.
+_LOST = (
+    "connection refused",
+    "could not connect",
+    "server closed the connection",
+    "terminating connection",
+    "connection is closed",
+    "connection already closed",
+    "consuming input failed",
+    "the connection is lost",
+    "ssl connection has been closed",
+    "timeout expired",
+    "timed out",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "cannot connect now",
+)
+_FULL = ("database or disk is full", "no space left on device", "disk quota exceeded")
+
+
+@dataclass(frozen=True)
+class Outage:
+    code: str  # database_unavailable | queue_unavailable | disk_full
+    message: str
+
+
+def outage_of(exc: BaseException) -> Outage | None:
+    """The outage `exc` reports, or None when it is something else (a bug, bad input)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _disk_full()
+    if isinstance(exc, DBAPIError):
+        detail = first_line(exc.orig) if exc.orig is not None else type(exc).__name__
+        lowered = detail.lower()
+        if any(words in lowered for words in _FULL):
+            return _disk_full()
+        if exc.connection_invalidated or any(words in lowered for words in _LOST):
+            return Outage(
+                "database_unavailable",
+                f"the database cannot be reached right now ({detail}); retry in a few seconds",
+            )
+        return None
+    if _is_redis_connection_error(exc):
+        return Outage(
+            "queue_unavailable",
+            f"the queue cannot be reached right now ({first_line(exc)}); retry in a few seconds",
+        )
+    return None
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line[:300]
+
+
+def _disk_full() -> Outage:
+    return Outage(
+        "disk_full",
+        "no space left on the disk that holds the data (ECHOPILOT_HOME); nothing was saved; "
+        "free some space and retry",
+    )
+
+
+def _is_redis_connection_error(exc: BaseException) -> bool:
+    # Imported lazily: the embedded default never loads redis.
+    module = type(exc).__module__
+    if not module.startswith("redis"):
+        return False
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError))
