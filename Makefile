@@ -50,6 +50,7 @@ bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/brief.py
 	$(BIN)/python bench/notion.py
 	$(BIN)/python bench/doctor.py
+	$(BIN)/python bench/load.py
 
 notion-check: $(STAMP) ## check the Notion token and databases (turns a stopped connector back on)
 	$(EP) notion check

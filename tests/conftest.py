@@ -107,8 +107,10 @@ def redis_queue() -> Iterator[tuple[str, str]]:
     name = f"ep-test-{uuid.uuid4().hex[:12]}"
     yield REDIS_URL, name
     client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"*{name}*"):
-        client.delete(key)
+    # Huey keeps only [a-z0-9] of a queue name in its keys (huey.redis.eptest...).
+    for pattern in (f"*{name}*", f"*{name.replace('-', '')}*"):
+        for key in client.scan_iter(pattern):
+            client.delete(key)
 
 
 @pytest.fixture
