@@ -352,6 +352,22 @@ def test_a_url_with_a_bad_port_is_a_failure_naming_it(
     assert not machine.home.exists()
 
 
+def test_the_env_examples_placeholders_fail_naming_each_setting(machine: Machine) -> None:
+    # deploy/echopilot.env.example's stand-in is a valid key: only doctor can catch it.
+    ran = machine.doctor(
+        DASHBOARD_KEY="CHANGE_ME_to_a_long_random_key",
+        ECHOPILOT_DATABASE_URL=f"sqlite:///{machine.home / 'placeholder.db'}",
+        OPENAI_API_KEY="sk-CHANGE_ME",
+    )
+
+    assert ran.code == 1, ran.shown
+    found = ran.finding("settings")
+    assert found["status"] == "fail", found
+    assert "DASHBOARD_KEY" in found["summary"] and "OPENAI_API_KEY" in found["summary"]
+    assert "ECHOPILOT_DATABASE_URL" not in found["summary"]
+    assert_hidden(ran, "CHANGE_ME_to_a_long_random_key")
+
+
 # ---- everything unreachable ----------------------------------------------------------
 
 

@@ -254,13 +254,16 @@ def assert_every_slot_once(rt: Runtime, homes: list[Path], killed_pids: set[int]
     return len(runs)
 
 
-def assert_each_job_completed_once(rt: Runtime, ids: list[int]) -> Counter[str]:
-    """Every job done with one successful attempt; billed once in the finance totals."""
+def assert_each_job_completed_once(
+    rt: Runtime, ids: list[int], also: frozenset[str] | set[str] = frozenset()
+) -> Counter[str]:
+    """Every job done with one successful attempt, the others lost to crashes (or `also`);
+    billed once in the finance totals."""
     attempts = attempt_statuses(rt)
     for job_id in ids:
         log = attempts.get(job_id, [])
         assert log.count("ok") == 1 and log[-1] == "ok", (job_id, log)
-        assert set(log) <= {"ok", "lost"}, (job_id, log)
+        assert set(log) <= {"ok", "lost", *also}, (job_id, log)
     with read_session(rt.sessions) as session:
         billed, cost = session.execute(
             select(func.sum(Job.price_cents), func.sum(Job.cost_micros))
@@ -396,8 +399,8 @@ def _survive_outages(
                 time.sleep(0.05)
 
     def away(name: str, down: Callable[[], Any], up: Callable[[], Any], seconds: float) -> None:
+        down()  # a request that committed while the server was stopping counts as before
         accepted, refused = len(submitted.ids), sum(submitted.refused.values())
-        down()
         time.sleep(seconds)
         windows[f"{name} taken"] = len(submitted.ids) - accepted
         windows[f"{name} refused"] = sum(submitted.refused.values()) - refused
@@ -442,7 +445,9 @@ def _survive_outages(
     assert any("the database cannot be reached right now" in a for a in submitted.answers)
     # With Redis down a job is saved, and queued by the recovery sweep once Redis is back.
     assert windows["redis taken"] > 0 and windows["redis refused"] == 0, windows
-    seen = assert_each_job_completed_once(rt, ids)
+    # A cut or a stopped server under a write may fail an attempt, or leave its end
+    # unrecorded (handed back): still one ok attempt a job, billed once.
+    seen = assert_each_job_completed_once(rt, ids, also={"failed", "handed_back"})
     assert seen["ok"] == len(ids)
     print(f"{len(ids)} jobs; {outages}; {windows}; attempts {dict(seen)}")
 
@@ -594,7 +599,7 @@ def test_a_full_disk_under_var_is_a_clear_error_and_work_resumes_when_space_retu
                 "--json",
             )
             assert refused.returncode == 1, refused.stdout + refused.stderr
-            assert "no space left on the disk" in refused.stdout + refused.stderr
+            assert "no space left on a disk that holds the data" in refused.stdout + refused.stderr
             with httpx.Client(timeout=30) as client:
                 submitted = Submitted()
                 assert not post_job(client, api.url, "refused-api", submitted, patient=False)
@@ -603,7 +608,7 @@ def test_a_full_disk_under_var_is_a_clear_error_and_work_resumes_when_space_retu
             full_run = run_cli(rt.settings, "worker", "--burst", timeout=120)
             # A worker cannot record anything: it stops with the reason, and the jobs wait.
             assert full_run.returncode == 1, full_run.stderr[-2000:]
-            assert "error: no space left on the disk" in full_run.stderr
+            assert "error: no space left on a disk that holds the data" in full_run.stderr
             assert "Traceback" not in full_run.stderr
             assert jobs_by_status(rt) == {"queued": len(before)}
             assert integrity(home / "echopilot.db") == "ok"

@@ -223,7 +223,7 @@ def test_a_sweep_judging_a_dead_lease_never_takes_the_job_from_its_next_worker(
 
     job_id = submit(offline, "contested")
     assert claim_job(offline, job_id)
-    later = utcnow() + timedelta(seconds=offline.settings.lease_seconds + 1)
+    later = utcnow() + timedelta(hours=1)  # past both leases, however slow the claims
     with offline.sessions() as session:
         judged = recovery._stuck(
             session, later, frozenset(), wait_for_lease=True, judge_remote=True
@@ -240,3 +240,28 @@ def test_a_sweep_judging_a_dead_lease_never_takes_the_job_from_its_next_worker(
     job = job_of(offline, job_id)
     assert job["status"] == "processing"
     assert [a["status"] for a in job["attempt_log"]] == ["lost", "running"]  # type: ignore[union-attr]
+
+
+def test_a_job_whose_attempts_never_record_their_end_dies_at_the_lost_lease_limit(
+    offline: Runtime,
+) -> None:
+    # Each unrecorded end is handed back like a lost lease: a job whose end can never be
+    # written (a bug in that path) ends dead instead of running, and paying, for ever.
+    from echopilot.jobs.pipeline import claim_job
+    from echopilot.queue.worker import hand_back
+
+    limit = offline.settings.max_lost_leases
+    job_id = submit(offline, "never recorded")
+    with offline.sessions.begin() as session:
+        session.get(Job, job_id).lost_leases = limit - 2  # type: ignore[union-attr]
+    spent: list[int] = []
+    for _ in range(2):
+        claim = claim_job(offline, job_id)
+        assert claim
+        assert hand_back(offline, claim.token, job_id, save_spend=lambda _c: spent.append(1))
+    job = job_of(offline, job_id)
+    assert job["status"] == "dead"
+    assert "ECHOPILOT_MAX_LOST_LEASES" in str(job["error"])
+    assert [a["status"] for a in job["attempt_log"]] == ["handed_back", "handed_back"]  # type: ignore[union-attr]
+    assert spent == [1, 1], "each attempt's spend was saved with its hand-back"
+    assert not hand_back(offline, claim.token, job_id), "a finished job is not handed back"

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -245,13 +246,16 @@ def test_a_database_error_mid_job_is_a_short_reason_with_the_detail_in_the_log(
     assert "UPDATE job_attempts" in log, "the detail is kept in the log"
 
 
-def _waiting_backend(rt: Runtime) -> int | None:
+def _waiting_backend(rt: Runtime, on: str = "", besides: set[int] | None = None) -> int | None:
+    """A session waiting for a lock, whose statement names `on`, other than `besides`."""
     with rt.engine.connect() as conn:
-        row = conn.exec_driver_sql(
+        rows = conn.exec_driver_sql(
             "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND datname = current_database() AND pid <> pg_backend_pid()"
-        ).first()
-    return int(row[0]) if row else None
+            "AND datname = current_database() AND pid <> pg_backend_pid() "
+            f"AND strpos(query, '{on}') > 0"
+        ).all()
+    pids = [int(row[0]) for row in rows if int(row[0]) not in (besides or set())]
+    return pids[0] if pids else None
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -268,15 +272,26 @@ def test_a_job_whose_end_and_failure_both_fail_to_record_is_handed_back_and_fini
         wait_for(lambda: model_server.count("task") >= 1)
         with rt.engine.connect() as conn:
             conn.exec_driver_sql(f"SELECT id FROM job_attempts WHERE job_id = {job_id} FOR UPDATE")
+            cut: set[int] = set()
             for _ in range(2):  # the attempt's end, then the failure that replaces it
-                blocked = wait_for(lambda: _waiting_backend(rt), timeout=30)
+                blocked = wait_for(
+                    lambda: _waiting_backend(rt, on="job_attempts", besides=cut), timeout=30
+                )
                 conn.exec_driver_sql(f"SELECT pg_terminate_backend({blocked})")
+                cut.add(blocked)
             conn.rollback()
         wait_for(lambda: status_of(rt, job_id) == "done", timeout=60)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
     job = job_of(rt, job_id)
-    assert [a["status"] for a in job["attempt_log"]] == ["handed_back", "ok"]  # type: ignore[union-attr]
-    assert "could not be recorded" in job["attempt_log"][0]["error"]  # type: ignore[index]
+    attempts = job["attempt_log"]
+    assert [a["status"] for a in attempts] == ["handed_back", "ok"]  # type: ignore[union-attr]
+    assert "could not be recorded" in attempts[0]["error"]  # type: ignore[index]
     assert model_server.count("task") == 2
+    # The unrecorded attempt's calls were paid for: each is on its attempt, with its cost.
+    first_calls = model_server.count() - len(attempts[1]["calls"])  # type: ignore[index]
+    assert first_calls >= 1 and len(attempts[0]["calls"]) == first_calls  # type: ignore[index]
+    assert Decimal(attempts[0]["cost_usd"]) > 0  # type: ignore[index, arg-type]
+    costs = sum(Decimal(a["cost_usd"]) for a in attempts)  # type: ignore[union-attr]
+    assert Decimal(job["cost_usd"]) == costs  # type: ignore[arg-type]

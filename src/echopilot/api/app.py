@@ -47,7 +47,7 @@ from echopilot.api.routes import (
     selfheal,
     system,
 )
-from echopilot.db.outage import outage_of
+from echopilot.db.outage import EveryFew, outage_of
 from echopilot.errors import (
     ConfigError,
     ConflictError,
@@ -201,7 +201,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         found = outage_of(exc)
         if found is None:
             raise exc
-        log.warning("answering 503 %s: %s", found.code, found.message)
+        # The driver's words name hosts and addresses: the log has them, the answer not.
+        if outage_log.due(found.code):
+            log.warning("answering 503 %s: %s", found.code, found.described)
         return error_response(
             503,
             found.code,
@@ -210,6 +212,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
+    outage_log = EveryFew(seconds=10.0)  # an outage answers thousands of requests
     for kind in (DBAPIError, RedisError, OSError):
         app.add_exception_handler(kind, _outage)
 

@@ -76,7 +76,7 @@ def explain(exc: BaseException, *, database_url: str | None = None) -> Failure:
         )
     full = outage_of(exc)
     if full is not None and full.code == "disk_full":
-        return Failure("disk_full", full.message, EXIT_FAILED)
+        return Failure("disk_full", full.described, EXIT_FAILED)
     if isinstance(exc, DBAPIError):
         return _database(exc, database_url)
     if _is_redis_error(exc):
@@ -127,7 +127,12 @@ def _database(exc: DBAPIError, url: str | None) -> Failure:
         "failed to resolve host",
         "name or service not known",
     )
-    if exc.connection_invalidated or any(words in lowered for words in unreachable):
+    lost = outage_of(exc)
+    if (
+        exc.connection_invalidated
+        or any(words in lowered for words in unreachable)
+        or (lost is not None and lost.code == "database_unavailable")
+    ):
         return Failure(
             "database_unreachable",
             f"cannot reach the database {where} ({detail}); check ECHOPILOT_DATABASE_URL and "

@@ -6,7 +6,9 @@ error". Only the driver's first line is kept: SQLAlchemy's own text carries the 
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError
 
@@ -16,7 +18,6 @@ _LOST = (
     "could not connect",
     "server closed the connection",
     "terminating connection",
-    "connection is closed",
     "connection already closed",
     "consuming input failed",
     "the connection is lost",
@@ -33,28 +34,35 @@ _FULL = ("database or disk is full", "no space left on device", "disk quota exce
 @dataclass(frozen=True)
 class Outage:
     code: str  # database_unavailable | queue_unavailable | disk_full
-    message: str
+    message: str  # for anyone: names no host, address or path
+    detail: str  # the driver's own first line, for the log and the owner's terminal
+
+    @property
+    def described(self) -> str:
+        return f"{self.message} ({self.detail})" if self.detail else self.message
 
 
 def outage_of(exc: BaseException) -> Outage | None:
     """The outage `exc` reports, or None when it is something else (a bug, bad input)."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return _disk_full()
+        return _disk_full(first_line(exc))
     if isinstance(exc, DBAPIError):
         detail = first_line(exc.orig) if exc.orig is not None else type(exc).__name__
         lowered = detail.lower()
         if any(words in lowered for words in _FULL):
-            return _disk_full()
+            return _disk_full(detail)
         if exc.connection_invalidated or any(words in lowered for words in _LOST):
             return Outage(
                 "database_unavailable",
-                f"the database cannot be reached right now ({detail}); retry in a few seconds",
+                "the database cannot be reached right now; retry in a few seconds",
+                detail,
             )
         return None
     if _is_redis_connection_error(exc):
         return Outage(
             "queue_unavailable",
-            f"the queue cannot be reached right now ({first_line(exc)}); retry in a few seconds",
+            "the queue cannot be reached right now; retry in a few seconds",
+            first_line(exc),
         )
     return None
 
@@ -65,11 +73,12 @@ def first_line(exc: BaseException) -> str:
     return line[:300]
 
 
-def _disk_full() -> Outage:
+def _disk_full(detail: str) -> Outage:
     return Outage(
         "disk_full",
-        "no space left on the disk that holds the data (ECHOPILOT_HOME); nothing was saved; "
-        "free some space and retry",
+        "no space left on a disk that holds the data (ECHOPILOT_HOME's, or the database "
+        "server's); what failed was not saved; free some space and retry",
+        detail,
     )
 
 
@@ -82,3 +91,20 @@ def _is_redis_connection_error(exc: BaseException) -> bool:
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     return isinstance(exc, (RedisConnectionError, RedisTimeoutError))
+
+
+@dataclass
+class EveryFew:
+    """Says yes once per `seconds` per key: a log line per outage, not per request."""
+
+    seconds: float
+    _last: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def due(self, key: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(key, float("-inf")) < self.seconds:
+                return False
+            self._last[key] = now
+            return True

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError
 from alembic.util import CommandError
+from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -24,7 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from echopilot.cli.failures import explain
 from echopilot.clock import age_text, ensure_utc, utcnow
-from echopilot.config import Settings
+from echopilot.config import Settings, env_name
 from echopilot.db.engine import make_engine
 from echopilot.db.migrate import MIGRATIONS, current_revision
 from echopilot.db.models import SchedulerState, WorkerHeartbeat
@@ -51,6 +52,14 @@ def settings_finding(settings: Settings) -> Finding:
         f"settings read; provider {settings.provider_name}, database {where}, "
         f"queue {_queue_kind(settings)}"
     )
+    placeholders = _placeholders(settings)
+    if placeholders:
+        return fail(
+            "settings",
+            f"{', '.join(placeholders)} still hold the example's {PLACEHOLDER} placeholder",
+            "set real values in the environment file (a dashboard key: "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
+        )
     if not _loopback(settings.host) and not settings.trusted_proxy_list:
         return warn(
             "settings",
@@ -66,6 +75,21 @@ def settings_finding(settings: Settings) -> Finding:
             "chmod 600 .env",
         )
     return ok("settings", summary)
+
+
+# deploy/echopilot.env.example's stand-in for every secret: a valid value, so it must be
+# caught here rather than by the settings' own checks.
+PLACEHOLDER = "CHANGE_ME"
+
+
+def _placeholders(settings: Settings) -> list[str]:
+    found = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and PLACEHOLDER in text:
+            found.append(env_name(name))
+    return found
 
 
 def _loopback(host: str) -> bool:

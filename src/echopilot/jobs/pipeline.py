@@ -13,6 +13,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -111,6 +112,10 @@ _SET_UNPRICED = (
 )
 
 
+# Adds an attempt's unsaved model spend to it and its job, on the connection given.
+SpendSaver = Callable[[Connection], None]
+
+
 class Leases(Protocol):
     """Keeps the leases of running jobs alive (the worker's renewal thread)."""
 
@@ -118,8 +123,9 @@ class Leases(Protocol):
 
     def release(self, token: str) -> None: ...
 
-    def unsettled(self, token: str, job_id: int) -> None:
-        """The attempt ended but its end was not recorded: hand the job back when possible."""
+    def unsettled(self, token: str, job_id: int, save_spend: SpendSaver) -> None:
+        """The attempt ended but its end was not recorded: hand the job back when possible,
+        saving the spend of its calls with `save_spend` in that transaction."""
 
 
 class _NoLeases:
@@ -131,7 +137,7 @@ class _NoLeases:
     def release(self, token: str) -> None:
         pass
 
-    def unsettled(self, token: str, job_id: int) -> None:
+    def unsettled(self, token: str, job_id: int, save_spend: SpendSaver) -> None:
         pass
 
 
@@ -170,12 +176,13 @@ def process(runtime: Runtime, job_id: int, *, leases: Leases | None = None) -> s
         return None
     keeper = leases or _NoLeases()
     keeper.hold(claim.token, job_id)
+    attempt = _Attempt(runtime, claim)
     try:
-        status = _run(runtime, claim)
+        status = _run(attempt)
     except Exception:
         # Not even the failure could be recorded (the database went away): the job is
         # still `processing` under this live worker, which alone can give it back.
-        keeper.unsettled(claim.token, job_id)
+        keeper.unsettled(claim.token, job_id, attempt.save_spend)
         raise
     keeper.release(claim.token)
     return status
@@ -391,8 +398,8 @@ class _Attempt:
         self._unsaved = []
 
 
-def _run(runtime: Runtime, claim: Claim) -> str | None:
-    attempt = _Attempt(runtime, claim)
+def _run(attempt: _Attempt) -> str | None:
+    runtime, claim = attempt.runtime, attempt.claim
     task_model, qa_model, escalation_model = stage_models(runtime.settings)
     try:
         best = _answer(attempt, task_model, qa_model, "primary")

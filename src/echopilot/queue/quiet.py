@@ -39,7 +39,7 @@ class OutageFilter(logging.Filter):
                 return False
             self._shown[key] = now
             dropped = self._dropped.pop(key, 0)
-        record.msg = f"{key}: {found.message}" + (
+        record.msg = f"{key}: {found.described}" + (
             f" ({dropped} more like it since the last line)" if dropped else ""
         )
         record.args = None

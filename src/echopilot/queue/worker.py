@@ -23,8 +23,10 @@ from sqlalchemy import delete, update
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Job, JobAttempt, WorkerHeartbeat
+from echopilot.db.outage import first_line
 from echopilot.jobs import pipeline
-from echopilot.jobs.status import Status, change
+from echopilot.jobs.pipeline import SpendSaver
+from echopilot.jobs.status import Status, change, lock_job
 from echopilot.queue.app import set_executor
 from echopilot.queue.liveness import beat_seconds
 from echopilot.queue.quiet import quiet_consumer_outages
@@ -47,7 +49,7 @@ class LeaseKeeper:
         self.runtime = runtime
         self.concurrency = concurrency
         self._held: dict[str, int] = {}
-        self._unsettled: dict[str, int] = {}
+        self._unsettled: dict[str, SpendSaver] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -68,22 +70,39 @@ class LeaseKeeper:
         with self._lock:
             return dict(self._held)
 
-    def unsettled(self, token: str, job_id: int) -> None:
+    def unsettled(self, token: str, job_id: int, save_spend: SpendSaver) -> None:
         # Its lease stays held (and renewed): no other worker takes the job meanwhile.
         with self._lock:
-            self._unsettled[token] = job_id
+            self._unsettled[token] = save_spend
 
     def settle(self) -> None:
-        """Hand back the jobs whose attempts ended without their end being recorded."""
-        with self._lock:
-            pending = dict(self._unsettled)
-        for token, job_id in pending.items():
-            handed = hand_back(self.runtime, token, job_id, why=UNSETTLED)
+        """Hand back the jobs whose attempts ended without their end being recorded; those
+        the database still refuses wait for the next round."""
+        for token, job_id in self.held().items():
             with self._lock:
-                self._unsettled.pop(token, None)
-                self._held.pop(token, None)
-            if handed:
-                log.warning("job %s handed back: its last attempt could not be recorded", job_id)
+                save_spend = self._unsettled.get(token)
+            if save_spend is not None:
+                self._give_back(token, job_id, save_spend)
+
+    def hand_back_all(self) -> None:
+        """At shutdown: every job still held goes back to the queue."""
+        for token, job_id in self.held().items():
+            with self._lock:
+                save_spend = self._unsettled.get(token)
+            self._give_back(token, job_id, save_spend)
+
+    def _give_back(self, token: str, job_id: int, save_spend: SpendSaver | None) -> None:
+        try:
+            handed = hand_back(self.runtime, token, job_id, save_spend=save_spend)
+        except Exception as exc:  # its lease will expire and the sweep will recover it
+            log.warning("job %s: could not hand it back yet (%s)", job_id, first_line(exc))
+            return
+        with self._lock:
+            self._unsettled.pop(token, None)
+            self._held.pop(token, None)
+        if handed:
+            why = "its last attempt could not be recorded" if save_spend else "shutdown"
+            log.warning("job %s handed back to the queue (%s)", job_id, why)
 
     def start(self) -> None:
         self._beat()
@@ -107,9 +126,9 @@ class LeaseKeeper:
         last_round = time.monotonic()
         while not self._stop.wait(self.renew_every):
             try:
-                self.settle()
                 self.renew()
                 self._beat()
+                self.settle()
                 # A round that took long was held up by the database, which held up every
                 # worker's heartbeat too: other hosts' workers are not judged by it now.
                 held_up = time.monotonic() - last_round > 3 * self.renew_every
@@ -183,25 +202,44 @@ class _Consumer(Consumer):  # type: ignore[misc]
         self._signal_actions[signal.SIGINT] = (False, True)
 
 
-def hand_back(runtime: Runtime, token: str, job_id: int, *, why: str = SHUTDOWN) -> bool:
-    """Return a job this worker could not finish to the queue; its attempt is not held
-    against it."""
+def hand_back(
+    runtime: Runtime, token: str, job_id: int, *, save_spend: SpendSaver | None = None
+) -> bool:
+    """Return a job this worker holds but did not finish to the queue. At shutdown its
+    attempt is not held against it. After an attempt whose end could not be recorded
+    (`save_spend` given, to add that attempt's model spend), it counts as a lost lease, as a
+    worker's death does: a job whose end never records cannot go round for ever."""
     now = utcnow()
+    max_lost = runtime.settings.max_lost_leases
     with write_session(runtime.sessions) as session:
-        job = change(
+        job = lock_job(session, job_id)
+        if job is None or job.status != Status.PROCESSING or job.lease_token != token:
+            return False
+        why, lost, target, error = SHUTDOWN, job.lost_leases, Status.QUEUED, job.error
+        if save_spend is not None:
+            save_spend(session.connection())
+            why, lost = UNSETTLED, lost + 1
+            if lost >= max_lost:
+                target = Status.DEAD
+                error = (
+                    f"{lost} attempts ended without their end recorded (limit "
+                    f"ECHOPILOT_MAX_LOST_LEASES={max_lost}); see the worker log"
+                )
+        change(
             session,
-            job_id,
-            Status.QUEUED,
+            job,
+            target,
             reason=f"handed back: {why}",
             now=now,
             guard=lambda j: j.lease_token == token,
             lease_token=None,
             lease_until=None,
             enqueued_at=now,
+            lost_leases=lost,
+            max_attempts=job.max_attempts + 1,
+            error=error,
+            finished_at=now if target == Status.DEAD else None,
         )
-        if job is None:
-            return False
-        job.max_attempts += 1
         session.execute(
             update(JobAttempt)
             .where(
@@ -212,7 +250,11 @@ def hand_back(runtime: Runtime, token: str, job_id: int, *, why: str = SHUTDOWN)
             .values(status="handed_back", finished_at=now, error=why)
         )
         priority = job.priority
-    runtime.queue.enqueue(job_id, priority=priority)
+    if target == Status.QUEUED:
+        try:
+            runtime.queue.enqueue(job_id, priority=priority)
+        except Exception as exc:  # queued in the database: the recovery sweep enqueues it
+            log.warning("job %s handed back; its enqueue waits for the sweep (%s)", job_id, exc)
     return True
 
 
@@ -251,12 +293,7 @@ def run_worker(runtime: Runtime, *, concurrency: int | None = None, burst: bool 
         set_executor(lambda job_id: runtime.queue.enqueue(int(job_id)))
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        for token, job_id in keeper.held().items():
-            try:
-                if hand_back(runtime, token, job_id):
-                    log.warning("job %s handed back to the queue at shutdown", job_id)
-            except Exception:  # its lease will expire and the sweep will recover it
-                log.exception("could not hand back job %s", job_id)
+        keeper.hand_back_all()
         keeper.stop()
     log.info("worker %s stopped", runtime.identity)
     return 0
