@@ -8,6 +8,7 @@ import os
 import platform
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -122,3 +124,15 @@ def log_problems(home: Path, shown: int = 8) -> list[str]:
     if len(problems) > shown:
         lines.append(f"... and {len(problems) - shown} other kinds")
     return lines
+
+
+def answers(url: str, default_port: int) -> bool:
+    """Whether the server of a database or queue URL takes a TCP connection."""
+    parts = urlsplit(url.replace("postgresql+psycopg", "postgresql"))
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 1
+        ):
+            return True
+    except OSError:
+        return False

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,30 +21,18 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import answers, machine
 
 PG = os.environ.get(
     "ECHOPILOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS = os.environ.get("ECHOPILOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 EP = str(Path(sys.executable).with_name("echopilot"))
-
-
-def _answers(url: str, default_port: int) -> bool:
-    parts = urlsplit(url.replace("postgresql+psycopg", "postgresql"))
-    try:
-        with socket.create_connection(
-            (parts.hostname or "127.0.0.1", parts.port or default_port), 1
-        ):
-            return True
-    except OSError:
-        return False
 
 
 def _timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
@@ -94,7 +81,7 @@ def main() -> int:
         home = Path(tmp) / "embedded"
         home.mkdir(mode=0o700)
         measure("embedded (SQLite)", base_env | {"ECHOPILOT_HOME": str(home)}, home, args.runs)
-        if not (_answers(PG, 5432) and _answers(REDIS, 6379)):
+        if not (answers(PG, 5432) and answers(REDIS, 6379)):
             print("\nPostgreSQL + Redis: not measured (not answering)")
             return 0
         name = f"bench_doctor_{uuid.uuid4().hex[:8]}"

@@ -44,7 +44,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -59,7 +58,6 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -84,6 +82,7 @@ from api import (  # noqa: E402
 from common import (  # noqa: E402
     STOP_TIMEOUT_SECONDS,
     SetupError,
+    answers,
     machine,
     percentile,
 )
@@ -295,17 +294,6 @@ def busiest_others(
 
 
 # -- PostgreSQL + Redis -----------------------------------------------------------------
-
-
-def _answers(url: str, default_port: int) -> bool:
-    parts = urlsplit(url.replace("postgresql+psycopg", "postgresql"))
-    try:
-        with socket.create_connection(
-            (parts.hostname or "127.0.0.1", parts.port or default_port), 1
-        ):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -1451,7 +1439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     started = time.monotonic()
     print(f"machine: {machine()}", flush=True)
-    if not (_answers(PG_URL, 5432) and _answers(REDIS_URL, 6379)):
+    if not (answers(PG_URL, 5432) and answers(REDIS_URL, 6379)):
         print(
             f"FAILED: PostgreSQL ({PG_URL}) or Redis ({REDIS_URL}) does not answer; set "
             "ECHOPILOT_TEST_POSTGRES_URL / ECHOPILOT_TEST_REDIS_URL"
