@@ -238,6 +238,7 @@ def hand_back(
             lost_leases=lost,
             max_attempts=job.max_attempts + 1,
             error=error,
+            error_kind="transient" if target == Status.DEAD else job.error_kind,
             finished_at=now if target == Status.DEAD else None,
         )
         session.execute(
@@ -254,7 +255,9 @@ def hand_back(
         try:
             runtime.queue.enqueue(job_id, priority=priority)
         except Exception as exc:  # queued in the database: the recovery sweep enqueues it
-            log.warning("job %s handed back; its enqueue waits for the sweep (%s)", job_id, exc)
+            log.warning(
+                "job %s handed back; its enqueue waits for the sweep (%s)", job_id, first_line(exc)
+            )
     return True
 
 
