@@ -303,7 +303,7 @@ def test_cancelling_a_running_job_discards_its_result_but_keeps_its_cost(
     claim = pipeline.claim_job(rt, job_id)
     assert claim is not None
     intake.cancel(rt, job_id, actor="test")
-    assert pipeline._run(rt, claim) is None
+    assert pipeline._run(pipeline._Attempt(rt, claim)) is None
     job = show(rt, job_id)
     assert job["status"] == "cancelled"
     assert job["price_usd"] is None
