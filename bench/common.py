@@ -20,6 +20,17 @@ from urllib.parse import urlsplit
 
 import httpx
 
+# A client's text of five sentences: the offline summary keeps three of them, and the
+# offline judge scores it 100.
+PROSE = (
+    "EchoPilot runs AI jobs for a small services business from intake to invoice. "
+    "Each job is claimed by a worker, answered by a model and scored by a QA judge before "
+    "it is priced. Jobs that pass the quality threshold are marked done and billed to the "
+    "client at the agreed rate. Jobs that fall short are held for review so that a person "
+    "can approve, edit or retry the answer. Every model call is recorded with its tokens, "
+    "latency and cost, so margins stay visible per job."
+)
+
 
 def machine() -> str:
     """The figures' context: cores available, Python, platform."""

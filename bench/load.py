@@ -80,6 +80,7 @@ from api import (  # noqa: E402
     measure,
 )
 from common import (  # noqa: E402
+    PROSE,
     STOP_TIMEOUT_SECONDS,
     SetupError,
     answers,
@@ -125,15 +126,6 @@ FOREIGN_ENV = (
     "TELEGRAM_",
     "STRIPE_",
     "NOTION_",
-)
-# Five sentences of a client's text (the input of every job).
-PROSE = (
-    "EchoPilot runs AI jobs for a small services business from intake to invoice. "
-    "Each job is claimed by a worker, answered by a model and scored by a QA judge before "
-    "it is priced. Jobs that pass the quality threshold are marked done and billed to the "
-    "client at the agreed rate. Jobs that fall short are held for review so that a person "
-    "can approve, edit or retry the answer. Every model call is recorded with its tokens, "
-    "latency and cost, so margins stay visible per job."
 )
 API_ENDPOINTS = (HEALTH, JOBS, SUMMARY)
 

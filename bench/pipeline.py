@@ -44,7 +44,7 @@ from huey import SqliteHuey
 from huey.consumer import Consumer
 from sqlalchemy import func, select
 
-from common import machine
+from common import PROSE, machine
 from echopilot import logsetup
 from echopilot.clock import ensure_utc, utcnow
 from echopilot.config import load_settings
@@ -85,16 +85,6 @@ FULL_CONCURRENCY = [1, 8]
 # the first and the last (PipelineFigure.steady_rate), so at least 3.
 FULL_LONG_CONCURRENCY, FULL_LONG_WAVES = [256, 512, 1024], 4
 QUICK_LONG_CONCURRENCY, QUICK_LONG_WAVES = [256], 3  # 3: the least with a steady window
-
-# Five sentences the offline summary keeps three of; the offline judge scores it 100.
-PROSE = (
-    "EchoPilot runs AI jobs for a small services business from intake to invoice. "
-    "Each job is claimed by a worker, answered by a model and scored by a QA judge before "
-    "it is priced. Jobs that pass the quality threshold are marked done and billed to the "
-    "client at the agreed rate. Jobs that fall short are held for review so that a person "
-    "can approve, edit or retry the answer. Every model call is recorded with its tokens, "
-    "latency and cost, so margins stay visible per job."
-)
 
 
 @dataclass(frozen=True)

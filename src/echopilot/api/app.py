@@ -195,6 +195,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
+    outage_log = EveryFew(seconds=10.0)  # an outage answers thousands of requests
+
     async def _outage(request: Request, exc: Exception) -> JSONResponse:
         # The database or queue gone for a moment, or the disk full: the client may retry.
         # Anything else is a bug, and the edge middleware answers it 500 with its log line.
@@ -212,7 +214,6 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
-    outage_log = EveryFew(seconds=10.0)  # an outage answers thousands of requests
     for kind in (DBAPIError, RedisError, OSError):
         app.add_exception_handler(kind, _outage)
 
