@@ -1,5 +1,6 @@
 """PostgreSQL and Redis servers of a test's own, on free ports, that the test may stop and
-start again (a restart of the shared servers would pull them from under other tests).
+start again (a restart of the shared servers would pull them from under other tests), and a
+small disk (tmpfs) to fill.
 
 Both need their server binaries (Debian's postgresql and redis-server packages, which CI
 installs); PostgreSQL's also needs root, to run it as the `postgres` user.
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,3 +124,32 @@ class PostgresServer:
     def remove(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, megabytes: int) -> Iterator[Path]:
+    """A tmpfs of `megabytes` mounted at `path` (root only), unmounted after."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        reason = f"cannot mount a small filesystem here: {mounted.stderr.strip()}"
+        if os.environ.get("ECHOPILOT_TEST_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(path: Path) -> Path:
+    """Write a file at `path` until the disk is full."""
+    block = b"\0" * (1 << 16)
+    with path.open("wb", buffering=0) as sink, contextlib.suppress(OSError):
+        while True:
+            sink.write(block)
+    return path

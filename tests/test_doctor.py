@@ -931,3 +931,19 @@ def test_a_running_worker_is_seen_and_a_stopped_one_is_not(machine: Machine) -> 
     found = after.finding("workers")
     assert found["status"] == "warn", found
     assert "`echopilot worker`" in found["fix"]
+
+
+def test_a_process_on_a_clock_file_is_warned_that_its_time_is_simulated(machine: Machine) -> None:
+    from datetime import UTC, datetime
+
+    from echopilot import clock
+
+    path = machine.root / "clock.json"
+    clock.set_file(path, datetime(2031, 5, 6, 7, 8, tzinfo=UTC))
+    machine.upgrade(ECHOPILOT_CLOCK_FILE=str(path))
+    ran = machine.doctor(ECHOPILOT_CLOCK_FILE=str(path))
+
+    found = ran.finding("clock")
+    assert found["status"] == "warn", found
+    assert "ECHOPILOT_CLOCK_FILE" in found["summary"] and "2031-05-06 07:08" in found["summary"]
+    assert found["fix"].startswith("unset ECHOPILOT_CLOCK_FILE")

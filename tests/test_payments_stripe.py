@@ -33,6 +33,7 @@ from tests import job_rows
 from tests.conftest import run_cli
 from tests.fakes.model_server import FakeModelServer, Reply
 from tests.fakes.stripe_server import KEY, FakeStripeServer
+from tests.services import PostgresServer
 
 TEXT = "The pilot study enrolled forty clinics. Results were positive. Costs stayed flat."
 SUMMARY_CENTS = 800  # the summary task type's flat price
@@ -454,7 +455,8 @@ def test_when_stripe_is_unreachable_reconcile_fails_visibly_and_recovers(
     assert late.startswith("Stripe not reconciled since")
     assert result["error"] in late
 
-    cli = run_cli(rt.settings, "payments", "reconcile", extra_env=cli_env(stripe_server))
+    env = {**cli_env(stripe_server), "ECHOPILOT_LOG_LEVEL": "info"}
+    cli = run_cli(rt.settings, "payments", "reconcile", extra_env=env)
     assert cli.returncode == 1
     assert cli.stdout == ""
     lines = cli.stderr.strip().splitlines()
@@ -591,3 +593,42 @@ def test_marking_paid_while_stripe_is_unreachable_says_the_link_is_still_open(
     assert marked["payment_status"] == "paid"  # the money is recorded whatever Stripe says
     assert marked["link"].startswith("still open: Stripe unreachable")
     assert "deactivate it in Stripe" in marked["link"]
+
+
+def test_a_database_outage_as_a_link_is_made_is_one_warning_and_reconcile_makes_the_link(
+    make_runtime: Callable[..., Runtime],
+    stripe_server: FakeStripeServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pg = PostgresServer().init().start()
+    try:
+        rt = make_runtime(database_url=pg.url, **stripe_settings(stripe_server))
+        [job_id] = billed_jobs(rt, 1, status="link_pending", cents=SUMMARY_CENTS, finished=utcnow())
+        pg.stop("immediate")
+        caplog.clear()
+        links.after_billing(rt, job_id)  # the worker's call once a job is billed: never raises
+        said = [r for r in caplog.records if r.name == "echopilot.payments.links"]
+        pg.start()
+        # Before: an error with a traceback, as if it were a bug.
+        assert [(r.levelname, r.exc_info) for r in said] == [("WARNING", None)]
+        assert "the database cannot be reached" in said[0].getMessage()
+        assert job_view(rt, job_id)["payment_status"] == "link_pending"
+        assert reconcile.run(rt, actor="test")["links_created"] == 1
+        assert job_view(rt, job_id)["payment_status"] == "unpaid"
+        assert stripe_server.links_created == 1
+    finally:
+        pg.remove()
+
+
+def test_the_log_has_no_line_per_stripe_request(
+    make_runtime: Callable[..., Runtime], stripe_server: FakeStripeServer
+) -> None:
+    rt = make_runtime(**stripe_settings(stripe_server))
+    [job_id] = billed_jobs(rt, 1, status="link_pending", cents=SUMMARY_CENTS, finished=utcnow())
+    env = {**cli_env(stripe_server), "ECHOPILOT_LOG_LEVEL": "info"}
+    cli = run_cli(rt.settings, "payments", "reconcile", extra_env=env)
+    assert cli.returncode == 0, cli.stderr
+    assert job_view(rt, job_id)["payment_status"] == "unpaid"
+    written = logs_of(rt.settings.home) + cli.stderr
+    # Before: "Request to Stripe api" and "Stripe API response" at INFO for every call.
+    assert "Stripe api" not in written and "Stripe API response" not in written

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -47,7 +44,8 @@ from echopilot.runtime import Runtime
 from tests.api_support import TEST_KEY, free_port
 from tests.conftest import builtin_tasks_off, env_for, run_cli, wait_for
 from tests.fakes.model_server import FakeModelServer
-from tests.services import PostgresServer, RedisServer
+from tests.fleet import Fleet, wait_healthy
+from tests.services import PostgresServer, RedisServer, fill, small_disk
 from tests.test_scheduler_processes import elsewhere, scheduler_env
 
 pytestmark = pytest.mark.slow
@@ -57,93 +55,6 @@ PRODUCTION = pytest.mark.parametrize("backend", ["production"], indirect=True)
 # that slot skip (no overlap), by design.
 PROBE_SECONDS = 3
 TEXT = "Quarterly figures: revenue rose, costs held, and the team shipped two features."
-
-
-@dataclass
-class Proc:
-    name: str
-    args: tuple[str, ...]
-    env: dict[str, str]
-    process: subprocess.Popen[bytes]
-    port: int | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-@dataclass
-class Fleet:
-    """The processes of one test, each with its output in a file; all stopped at the end."""
-
-    root: Path
-    procs: list[Proc] = field(default_factory=list)
-    starts: Counter[str] = field(default_factory=Counter)
-
-    def start(self, name: str, env: dict[str, str], *args: str, port: int | None = None) -> Proc:
-        self.starts[name] += 1
-        home = Path(env["ECHOPILOT_HOME"])
-        home.mkdir(parents=True, exist_ok=True)
-        env = {**env, "PYTHONUNBUFFERED": "1"}
-        if port is not None:
-            env["ECHOPILOT_PORT"] = str(port)
-        out = self.root / f"{name}-{self.starts[name]}.out"
-        with out.open("wb") as sink:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "echopilot", *args],
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                cwd=home.parent,
-            )
-        proc = Proc(name, args, env, process, port)
-        self.procs.append(proc)
-        return proc
-
-    def api(self, name: str, env: dict[str, str]) -> Proc:
-        proc = self.start(name, env, "serve", port=free_port())
-        wait_healthy(proc)
-        return proc
-
-    def kill(self, proc: Proc) -> None:
-        proc.process.send_signal(signal.SIGKILL)
-        proc.process.wait(timeout=10)
-
-    def restart(self, proc: Proc) -> Proc:
-        """The same command again (the port too, for an API)."""
-        return self.start(proc.name, proc.env, *proc.args, port=proc.port)
-
-    def alive(self) -> list[Proc]:
-        return [p for p in self.procs if p.process.poll() is None]
-
-    def output(self, name: str) -> str:
-        return "".join(
-            path.read_text(errors="replace") for path in sorted(self.root.glob(f"{name}-*.out"))
-        )
-
-    def stop_all(self) -> dict[str, int | None]:
-        for proc in self.alive():
-            proc.process.send_signal(signal.SIGTERM)
-        codes = {}
-        for proc in self.procs:
-            try:
-                proc.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.process.kill()
-                proc.process.wait(timeout=10)
-            codes[f"{proc.name}/{proc.process.pid}"] = proc.process.returncode
-        return codes
-
-
-def wait_healthy(proc: Proc, timeout: float = 60) -> None:
-    def answers() -> bool:
-        if proc.process.poll() is not None:
-            raise AssertionError(f"{proc.name} exited early (rc {proc.process.returncode})")
-        with contextlib.suppress(httpx.TransportError):
-            return httpx.get(proc.url + "/health", timeout=2).status_code == 200
-        return False
-
-    wait_for(answers, timeout=timeout, every=0.1)
 
 
 @contextlib.contextmanager
@@ -525,36 +436,6 @@ def _attempts(rt: Runtime, job_id: int) -> list[JobAttempt]:
 
 
 # -- The disk under var/ filling up -----------------------------------------------------
-
-
-@contextlib.contextmanager
-def small_disk(path: Path, megabytes: int) -> Iterator[Path]:
-    """A tmpfs of `megabytes` mounted at `path` (root only), unmounted after."""
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        reason = f"cannot mount a small filesystem here: {mounted.stderr.strip()}"
-        if os.environ.get("ECHOPILOT_TEST_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def fill(path: Path) -> Path:
-    """Write a file at `path` until the disk is full."""
-    block = b"\0" * (1 << 16)
-    with path.open("wb") as sink, contextlib.suppress(OSError):
-        while True:
-            sink.write(block)
-            sink.flush()
-    return path
 
 
 def integrity(database: Path) -> str:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +22,10 @@ from echopilot.errors import ConfigError
 from echopilot.runtime import Runtime
 from echopilot.scheduler import store
 from echopilot.scheduler.daemon import Scheduler
-from echopilot.scheduler.executor import InlineRunner
+from echopilot.scheduler.executor import InlineRunner, Outcome
 from echopilot.scheduler.table import build
 from tests.conftest import builtin_tasks_off
+from tests.services import PostgresServer, fill, small_disk
 
 T0 = datetime(2026, 11, 26, 7, 59, 50, tzinfo=UTC)
 PROBES = "tests.fakes.probe_tasks"
@@ -283,16 +289,61 @@ def test_a_run_that_outlasts_its_interval_is_flagged_not_overlapped(
 ) -> None:
     w = world(probe="every 1m")
     sched = w.scheduler()
-    w.at(sched, at(9, 0, 0.1))
-    with w.runtime.sessions.begin() as session:  # pretend the 09:00 run is still going
-        run = session.scalars(select(ScheduleRun)).one()
-        run.status = "running"
-        run.finished_at = None
-    w.at(sched, at(9, 1, 0.1))
+    gate = threading.Event()
+    sched.runner = Held(InlineRunner(w.runtime), gate)
+    sched.tick(at(9, 0, 0.1))  # the 09:00 run starts and is held
+    w.now = at(9, 1, 0.1)
+    sched.tick(w.now)
+    gate.set()
+    sched.wait_idle()
     runs = {r.slot: r for r in _rows(w)}
     assert runs[at(9, 1)].status == "skipped"
     assert "drift" in (runs[at(9, 1)].note or "")
+    assert runs[at(9, 0)].status == "ok"
     assert "drift" in (runs[at(9, 0)].note or "")
+
+
+def test_a_run_claimed_here_but_never_started_does_not_hold_back_its_task(
+    world: Callable[..., World],
+) -> None:
+    """A claim committed whose answer was lost in an outage: the row says "running", under
+    this very scheduler, and nothing runs it."""
+    w = world(probe="every 1m")
+    sched = w.scheduler()
+    _claim_nine(w, sched.instance_id)
+    w.at(sched, at(9, 1, 0.1))
+    runs = {r.slot: r for r in _rows(w)}
+    assert runs[at(9, 0)].status == "abandoned"
+    assert "never started" in (runs[at(9, 0)].error or "")
+    assert runs[at(9, 1)].status == "ok"
+
+
+class Wrapping:
+    """A runner that runs tasks through `inner`, and something of its own around them."""
+
+    def __init__(self, inner: InlineRunner) -> None:
+        self.inner = inner
+
+    def run(self, *args: Any) -> Outcome:
+        return self.inner.run(*args)
+
+    def warm(self) -> None:
+        pass
+
+    def stop_all(self) -> None:
+        pass
+
+
+class Held(Wrapping):
+    """A runner whose runs wait for `gate` before they run."""
+
+    def __init__(self, inner: InlineRunner, gate: threading.Event) -> None:
+        super().__init__(inner)
+        self.gate = gate
+
+    def run(self, *args: Any) -> Outcome:
+        assert self.gate.wait(30), "the test never let the run go"
+        return self.inner.run(*args)
 
 
 def test_a_failing_task_is_recorded_failed_and_the_scheduler_goes_on(
@@ -313,19 +364,24 @@ def test_a_dead_schedulers_running_run_is_abandoned_and_its_task_runs_again(
 ) -> None:
     w = world(probe="every 1m")
     dead = w.scheduler()
-    store.claim(
-        w.runtime.sessions,
-        task="probe",
-        slot=at(9, 0),
-        trigger="scheduled",
-        scheduler_id=dead.instance_id,
-        now=at(9, 0),
-    )
+    _claim_nine(w, dead.instance_id)
     store.beat(w.runtime.sessions, dead.instance_id, at(9, 0))
     survivor = w.scheduler()
     w.at(survivor, at(9, 1, 0.1))  # the dead one's heartbeat is 60 s old by now
     statuses = {r.slot: r.status for r in _rows(w)}
     assert statuses == {at(9, 0): "abandoned", at(9, 1): "ok"}
+
+
+def _claim_nine(w: World, scheduler_id: str) -> None:
+    """The probe's 09:00 slot claimed by `scheduler_id`, as if its run had started."""
+    store.claim(
+        w.runtime.sessions,
+        task="probe",
+        slot=at(9, 0),
+        trigger="scheduled",
+        scheduler_id=scheduler_id,
+        now=at(9, 0),
+    )
 
 
 def _rows(w: World, task: str = "probe") -> list[Any]:
@@ -400,14 +456,7 @@ def test_a_run_whose_scheduler_process_died_on_this_host_is_reclaimed_at_once(
     sched = w.scheduler()
     pid = _dead_pid()
     _instance(w, f"{store.HOST}:{pid}:dead", store.HOST, pid, at(9, 0, 50))
-    store.claim(
-        w.runtime.sessions,
-        task="probe",
-        slot=at(9, 0),
-        trigger="scheduled",
-        scheduler_id=f"{store.HOST}:{pid}:dead",
-        now=at(9, 0),
-    )
+    _claim_nine(w, f"{store.HOST}:{pid}:dead")
     # Its heartbeat is 10 s old, far from stale (60 s): only its death can free the task.
     assert w.at(sched, at(9, 1, 0.1)) == ["probe"]
     runs = {r.slot: r for r in _rows(w)}
@@ -427,14 +476,7 @@ def test_a_silent_owner_elsewhere_is_waited_for_until_stale_and_it_is_not_drift(
     w = world(probe="every 1m")
     sched = w.scheduler()
     _instance(w, "elsewhere:123:silent", "elsewhere", 123, at(9, 0, 50))
-    store.claim(
-        w.runtime.sessions,
-        task="probe",
-        slot=at(9, 0),
-        trigger="scheduled",
-        scheduler_id="elsewhere:123:silent",
-        now=at(9, 0),
-    )
+    _claim_nine(w, "elsewhere:123:silent")
     assert w.at(sched, at(9, 1, 0.1)) == []
     runs = {r.slot: r for r in _rows(w)}
     assert runs[at(9, 1)].status == "skipped"
@@ -453,14 +495,7 @@ def test_an_owner_that_beats_is_drift(world: Callable[..., World]) -> None:
     w = world(probe="every 1m")
     sched = w.scheduler()
     _instance(w, "elsewhere:123:busy", "elsewhere", 123, at(9, 0, 58))
-    store.claim(
-        w.runtime.sessions,
-        task="probe",
-        slot=at(9, 0),
-        trigger="scheduled",
-        scheduler_id="elsewhere:123:busy",
-        now=at(9, 0),
-    )
+    _claim_nine(w, "elsewhere:123:busy")
     assert w.at(sched, at(9, 1, 0.1)) == []
     runs = {r.slot: r for r in _rows(w)}
     assert "(drift)" in (runs[at(9, 1)].note or "")
@@ -479,3 +514,146 @@ def test_a_slot_claimed_late_after_a_stall_is_a_catchup_run(world: Callable[...,
         (at(9, 0), "scheduled"),
         (at(9, 1), "catchup"),
     ]
+
+
+# -- A run's end recorded through a full disk and a database outage ----------------------
+
+
+def test_a_full_disk_under_the_event_logs_neither_strands_a_run_nor_tears_a_line(
+    world: Callable[..., World], home: Path
+) -> None:
+    w = world(probe="every 1m")
+    sched = w.scheduler()
+    w.at(sched, at(9, 0, 0.1))
+    logs = home / "logs"
+    kept = (logs / "scheduler.log").read_text()
+    with small_disk(logs, 1):
+        # A log whose last page has 40 bytes left: the next line is cut short by the disk.
+        (logs / "scheduler.log").write_text(kept + _pad_line(len(kept.encode()), room=40))
+        filler = fill(logs / "filler.bin")
+        for minute in (1, 2, 3):
+            w.at(sched, at(9, minute, 0.1))
+        filler.unlink()
+        w.at(sched, at(9, 4, 0.1))
+        lines = (logs / "scheduler.log").read_text().splitlines()
+    # Before: the run's "started" line raised, and the claimed run stayed "running" for
+    # ever, every later slot skipped as drift.
+    assert [status for _, _, status in w.runs()] == ["ok"] * 5
+    events = [json.loads(line) for line in lines]  # each line whole: no torn one
+    assert events[-1]["event"] == "run_finished"
+    assert events[-1]["slot"] == at(9, 4).isoformat()
+
+
+def _pad_line(size: int, room: int, page: int = 4096) -> str:
+    """An event line that brings a file of `size` bytes to `room` bytes short of a page."""
+    frame = '{"event": "pad", "pad": ""}\n'
+    wanted = (page - room - size) % page
+    if wanted < len(frame):
+        wanted += page
+    return frame.replace('""', '"' + "x" * (wanted - len(frame)) + '"')
+
+
+def test_an_outcome_the_database_refuses_is_recorded_as_a_plain_failure(
+    make_runtime: Callable[..., Runtime], postgres_url: str
+) -> None:
+    rt = make_runtime(
+        task_modules=PROBES,
+        schedules={**builtin_tasks_off(), "nul": "every 1m"},
+        database_url=postgres_url,
+    )
+    w = World(rt)
+    sched = w.scheduler()
+    w.at(sched, at(9, 0, 0.1))
+    w.at(sched, at(9, 1, 0.1))
+    runs = _rows(w, "nul")
+    assert [r.status for r in runs] == ["failed", "failed"]
+    assert "its outcome could not be stored (DataError)" in (runs[0].error or "")
+
+
+def _probe_every_minute(make_runtime: Callable[..., Runtime], pg: PostgresServer) -> Runtime:
+    """The probe task every minute, on a PostgreSQL server the test may stop."""
+    return make_runtime(
+        task_modules=PROBES,
+        schedules={**builtin_tasks_off(), "probe": "every 1m"},
+        database_url=pg.url,
+    )
+
+
+def test_a_run_ending_in_a_database_outage_is_recorded_when_the_database_returns(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    pg = PostgresServer().init().start()
+    sched: Scheduler | None = None
+    try:
+        rt = _probe_every_minute(make_runtime, pg)
+        w = World(rt)
+        inline = InlineRunner(rt)
+        outage: list[threading.Thread] = []
+
+        class EndsInAnOutage(Wrapping):
+            """Runs the task, then stops the database for two seconds as the run ends."""
+
+            def run(self, *args: Any) -> Outcome:
+                outcome = self.inner.run(*args)
+                pg.stop("immediate")
+                back = threading.Timer(2.0, pg.start)
+                back.start()
+                outage.append(back)
+                return outcome
+
+        sched = Scheduler(rt, build(rt.settings), inline, clock=lambda: w.now)
+        sched.start(at(8, 59, 30))
+        sched.runner = EndsInAnOutage(inline)
+        w.at(sched, at(9, 0, 0.1))
+        outage[0].join()
+        sched.runner = inline
+        w.at(sched, at(9, 1, 0.1))
+        # Before: the 09:00 run stayed "running" under a live scheduler, so 09:01 and every
+        # later slot were skipped as drift.
+        assert w.runs() == [(at(9, 0), "scheduled", "ok"), (at(9, 1), "scheduled", "ok")]
+    finally:
+        if sched is not None:
+            with contextlib.suppress(Exception):  # ends a retry that a failure left going
+                sched.shutdown(0)
+        pg.remove()
+
+
+def test_a_database_outage_neither_spins_the_loop_nor_floods_the_log(
+    make_runtime: Callable[..., Runtime], caplog: pytest.LogCaptureFixture
+) -> None:
+    pg = PostgresServer().init().start()
+    sched: Scheduler | None = None
+    loop: threading.Thread | None = None
+    try:
+        rt = _probe_every_minute(make_runtime, pg)
+        w = World(rt)
+        sched = Scheduler(rt, build(rt.settings), InlineRunner(rt), clock=lambda: w.now)
+        sched.start(at(8, 59, 30))
+        pg.stop("immediate")
+        w.now = at(9, 0, 0.1)  # a slot is due while nothing can be read
+        caplog.clear()
+        cpu = time.process_time()
+        loop = threading.Thread(target=sched.run_forever, daemon=True)
+        loop.start()
+        time.sleep(3)
+        spent = time.process_time() - cpu
+        warnings = [
+            r.getMessage() for r in caplog.records if r.name == "echopilot.scheduler.daemon"
+        ]
+        pg.start()
+        deadline = time.monotonic() + 15
+        while not w.ran() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Before: about a thousand ticks a second, each logging a warning, for the whole outage.
+        said = sorted(m.split(";")[0] for m in warnings)
+        assert said == ["cannot read the pause switch", "scheduler upkeep failed"], warnings[:5]
+        assert spent < 1.0, f"{spent:.2f} s of CPU in a 3 s outage"
+        assert w.runs() == [(at(9, 0), "scheduled", "ok")]
+    finally:
+        if sched is not None:
+            sched.stop()
+            if loop is not None:
+                loop.join(5)
+            with contextlib.suppress(Exception):
+                sched.shutdown(0)
+        pg.remove()

@@ -94,8 +94,8 @@ def setup(home: Path, component: str, level: str = "info", *, console: bool = Tr
         root.addHandler(stream)
     # Huey logs every task at INFO; that is noise at our level of detail.
     logging.getLogger("huey").setLevel(max(root.level, logging.WARNING))
-    # A line per HTTP request; openai 3.x sends through httpx2.
-    for noisy in ("httpx", "httpx2"):
+    # A line per HTTP request (two for stripe's); openai 3.x sends through httpx2.
+    for noisy in ("httpx", "httpx2", "stripe"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # Apprise's lines can carry the URLs they were given, tokens included: they never reach

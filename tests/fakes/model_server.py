@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -86,6 +87,9 @@ class FakeModelServer:
         # Until this monotonic time every chat call hangs for `hang_seconds` (an outage).
         self.stalled_until = 0.0
         self.hang_seconds = 0.0
+        # When set, decides the reply of every unscripted call from its stage (the soak's
+        # seeded model weather: latency, 429s, 5xx, an outage).
+        self.weather: Callable[[str], Reply] | None = None
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -138,6 +142,8 @@ class FakeModelServer:
         with self._lock:
             if self._scripts[stage]:
                 return self._scripts[stage].popleft()
+        if self.weather is not None:
+            return self.weather(stage)
         if stage == "qa":
             return Reply.score(*self.default_score)
         return Reply.ok(self.default_text)

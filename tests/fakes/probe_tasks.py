@@ -46,9 +46,14 @@ def _boom(ctx: TaskContext) -> dict[str, Any]:
     raise RuntimeError("the probe task failed on purpose")
 
 
+def _nul(ctx: TaskContext) -> dict[str, Any]:
+    raise ValueError("a message PostgreSQL cannot store: \x00")
+
+
 register(TaskDef(name="probe", func=_probe, default_schedule="off"))
 register(TaskDef(name="slow", func=_slow, default_schedule="off", timeout=timedelta(seconds=60)))
 register(TaskDef(name="boom", func=_boom, default_schedule="off"))
+register(TaskDef(name="nul", func=_nul, default_schedule="off"))
 register(
     TaskDef(name="slow_short", func=_slow, default_schedule="off", timeout=timedelta(seconds=2))
 )

@@ -20,13 +20,13 @@ import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import TypeVar
 
 from echopilot.alerts.channels import recipients as split_recipients
+from echopilot.clock import utcnow
 from echopilot.config import Settings
 from echopilot.jobs.intake import EMAIL
 
@@ -144,7 +144,7 @@ def build(
     message["Subject"] = " ".join(outgoing.subject.split())
     message["From"] = sender
     message["To"] = ", ".join(recipients)
-    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = make_msgid(domain=message_id_domain)
     return message
 

@@ -6,6 +6,8 @@ error". Only the driver's first line is kept: SQLAlchemy's own text carries the 
 from __future__ import annotations
 
 import errno
+import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +29,9 @@ _LOST = (
     "the database system is starting up",
     "the database system is shutting down",
     "cannot connect now",
+    # SQLite's busy timeout ran out: another process (a backup, a stuck writer) holds the
+    # file's write lock. As good as unreachable for now; a retry later will do.
+    "database is locked",
 )
 _FULL = ("database or disk is full", "no space left on device", "disk quota exceeded")
 
@@ -91,6 +96,22 @@ def _is_redis_connection_error(exc: BaseException) -> bool:
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     return isinstance(exc, (RedisConnectionError, RedisTimeoutError))
+
+
+def log_failure(logger: logging.Logger, message: str, *args: object) -> None:
+    """In an `except` block: an outage (the database, the queue, the disk) as one warning
+    line naming it; anything else, a bug, with its traceback."""
+    exc = sys.exc_info()[1] or Exception()
+    found = outage_of(exc)
+    if found is None:
+        logger.exception(message, *args)
+    elif isinstance(exc, DBAPIError) and exc.statement:
+        # Which statement met the outage tells where the work stopped; its parameters
+        # (customers' text) stay out of the log.
+        statement = " ".join(exc.statement.split())[:200]
+        logger.warning(message + ": %s; during: %s", *args, found.described, statement)
+    else:
+        logger.warning(message + ": %s", *args, found.described)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from echopilot import clock
 from echopilot.cli.failures import explain
 from echopilot.clock import age_text, ensure_utc, utcnow
 from echopilot.config import Settings, env_name
@@ -304,6 +305,13 @@ def queue_finding(settings: Settings) -> Finding:
 
 
 def clock_finding(engine: Engine) -> Finding:
+    if clock.simulated():
+        return warn(
+            "clock",
+            f"simulated time: {clock.CLOCK_FILE_ENV} is set, so this process tells the time "
+            f"by a clock file (now {clock.utcnow():%Y-%m-%d %H:%M} UTC), not the wall clock",
+            f"unset {clock.CLOCK_FILE_ENV}: it is for simulations and tests only",
+        )
     if engine.dialect.name == "sqlite":
         return ok("clock", "one host: the embedded database keeps this host's time")
     with engine.connect() as conn:

@@ -27,6 +27,7 @@ from echopilot.ai.retry import with_retries
 from echopilot.clock import as_utc, utcnow
 from echopilot.db.engine import write_connection
 from echopilot.db.models import Client, Job, JobAttempt
+from echopilot.db.outage import log_failure
 from echopilot.db.prepared import Prepared
 from echopilot.jobs import costing, pricing
 from echopilot.jobs.catalog import TaskSpec
@@ -416,7 +417,7 @@ def _run(attempt: _Attempt) -> str | None:
     except AIError as error:
         return _fail(attempt, str(error), error.kind, permanent=error.permanent)
     except Exception as error:  # a bug must not kill the worker or lose the job
-        log.exception("job %s: attempt %s crashed", claim.job_id, claim.n)
+        log_failure(log, "job %s: attempt %s crashed", claim.job_id, claim.n)
         return _fail(attempt, internal_reason(error), "internal", permanent=False)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Job, JobPayment
+from echopilot.db.outage import log_failure
 from echopilot.payments import ledger
 from echopilot.payments import status as st
 from echopilot.payments.events import side_of
@@ -95,4 +96,4 @@ def after_billing(runtime: Runtime, job_id: int) -> None:
     try:
         ensure(runtime, job_id)
     except Exception:  # never the job's problem; reconciliation tries again
-        log.exception("payment link for job %s", job_id)
+        log_failure(log, "payment link for job %s not made; reconciliation asks again", job_id)

@@ -16,6 +16,7 @@ from huey import MemoryHuey, PriorityRedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.storage import SqliteStorage
 
+from echopilot.clock import utcnow
 from echopilot.config import Settings
 
 RUN_JOB = "echopilot.run_job"
@@ -78,15 +79,23 @@ class _NoRevocations:
         return super().delete(key)  # type: ignore[misc]
 
 
-class _SqliteHuey(_NoRevocations, SqliteHuey):  # type: ignore[misc]
+class _OnTheClock:
+    """Huey tells the time of a message's ETA by the one clock (echopilot.clock), so a
+    retry's delay follows simulated time too."""
+
+    def _get_timestamp(self) -> datetime:
+        return utcnow().replace(tzinfo=None)  # Huey in UTC mode: naive UTC
+
+
+class _SqliteHuey(_OnTheClock, _NoRevocations, SqliteHuey):  # type: ignore[misc]
     storage_class = _QueuedSqliteStorage
 
 
-class _RedisHuey(_NoRevocations, PriorityRedisHuey):  # type: ignore[misc]
+class _RedisHuey(_OnTheClock, _NoRevocations, PriorityRedisHuey):  # type: ignore[misc]
     pass
 
 
-class _MemoryHuey(_NoRevocations, MemoryHuey):  # type: ignore[misc]
+class _MemoryHuey(_OnTheClock, _NoRevocations, MemoryHuey):  # type: ignore[misc]
     pass
 
 

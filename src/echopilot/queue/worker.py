@@ -23,7 +23,7 @@ from sqlalchemy import delete, update
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session, write_session
 from echopilot.db.models import Job, JobAttempt, WorkerHeartbeat
-from echopilot.db.outage import first_line
+from echopilot.db.outage import first_line, log_failure
 from echopilot.jobs import pipeline
 from echopilot.jobs.pipeline import SpendSaver
 from echopilot.jobs.status import Status, change, lock_job
@@ -39,7 +39,7 @@ IDLE_CHECK_SECONDS = 0.25
 SHUTDOWN = "worker shut down before the attempt finished"
 UNSETTLED = "the attempt's end could not be recorded (database unavailable)"
 # How often a worker checks that the scheduler lives (its alert fires from here).
-WATCH_SCHEDULER_SECONDS = 300.0
+WATCH_SCHEDULER = timedelta(minutes=5)
 
 
 class LeaseKeeper:
@@ -56,7 +56,8 @@ class LeaseKeeper:
         self.renew_every = beat_seconds(runtime.settings.lease_seconds)
         self._registered = False
         self._next_sweep = time.monotonic() + runtime.settings.sweep_interval_seconds
-        self._next_watch = time.monotonic() + WATCH_SCHEDULER_SECONDS
+        # By the one clock: on a simulated clock the watch keeps simulated time.
+        self._next_watch = utcnow() + WATCH_SCHEDULER
 
     def hold(self, token: str, job_id: int) -> None:
         with self._lock:
@@ -144,11 +145,13 @@ class LeaseKeeper:
                         own_tokens=frozenset(self.held()),
                         judge_remote=not held_up,
                     )
-                if time.monotonic() >= self._next_watch:
-                    self._next_watch = time.monotonic() + WATCH_SCHEDULER_SECONDS
+                now = utcnow()
+                # Also when the clock stepped back (NTP, a restored VM): due at once.
+                if now >= self._next_watch or self._next_watch - now > WATCH_SCHEDULER:
+                    self._next_watch = now + WATCH_SCHEDULER
                     watch_scheduler(self.runtime)
             except Exception:  # the keeper must outlive a database hiccup
-                log.exception("lease keeper round failed; trying again")
+                log_failure(log, "lease keeper round failed; trying again")
 
     def renew(self) -> None:
         tokens = list(self.held())

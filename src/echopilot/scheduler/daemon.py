@@ -28,10 +28,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from echopilot import ndjson, procs
+from echopilot import clock, ndjson, procs
 from echopilot.clock import utcnow
 from echopilot.db.engine import read_session
 from echopilot.db.models import SchedulerInstance, ScheduleRun
+from echopilot.db.outage import EveryFew, log_failure, outage_of
 from echopilot.errors import ConflictError
 from echopilot.runtime import Runtime
 from echopilot.scheduler import store
@@ -51,6 +52,18 @@ SILENT_AFTER = 3 * HEARTBEAT_EVERY
 ABANDON_CHECK_EVERY = timedelta(seconds=5)
 PING_EVERY = timedelta(minutes=1)
 MAX_SLEEP_SECONDS = 1.0
+# Recording a run's end through an outage: tries back off from the first to the most,
+# which is short, so that the run's next slot finds it closed soon after the outage.
+FINISH_RETRY_FIRST_SECONDS = 0.5
+FINISH_RETRY_MAX_SECONDS = 2.0
+FINISH_MANUAL_TRIES = 3
+# On a simulated clock (a clock file) time jumps when the test says: look often.
+SIMULATED_SLEEP_SECONDS = 0.05
+# A tick that could not reach the database waits this long before the next: an outage must
+# not turn the loop into a hot one. Short enough that a slot after it is still on time.
+FAILING_TICK_WAIT_SECONDS = 0.5
+# One warning per kind of tick failure this often: an outage is a line, not a flood.
+FAILING_TICK_LOG_SECONDS = 10.0
 
 
 class Scheduler:
@@ -81,10 +94,13 @@ class Scheduler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._killing = threading.Event()
+        self._grace_over = threading.Event()
         self._next_beat = self._next_abandon_check = self._next_ping = datetime.min.replace(
             tzinfo=utcnow().tzinfo
         )
         self._failed_since_ping = False
+        self._tick_failed = False
+        self._complaints = EveryFew(seconds=FAILING_TICK_LOG_SECONDS)
         self._log = ndjson.log_path(runtime.settings.home, "scheduler")
         self._stale_after = timedelta(seconds=runtime.settings.scheduler_stale_seconds)
 
@@ -134,6 +150,7 @@ class Scheduler:
             while not future.done() and not deadline.is_set():
                 deadline.wait(0.1)
         timer.cancel()
+        self._grace_over.set()
         self._killing.set()
         self.runner.stop_all()
         now = self.clock()
@@ -167,11 +184,12 @@ class Scheduler:
     def tick(self, now: datetime) -> list[str]:
         """One round: upkeep, then every task whose latest slot is new; return the tasks
         started."""
+        self._tick_failed = False
         self._housekeeping(now)
         try:
             self._paused = store.is_paused(self.runtime.sessions)
         except Exception:
-            log.exception("cannot read the pause switch; trying again")
+            self._complain("pause", "cannot read the pause switch; trying again")
             return []
         if self._paused:
             return []
@@ -184,7 +202,9 @@ class Scheduler:
                 if self._consider(entry, slot, now):
                     started.append(name)
             except Exception:  # a database hiccup must not kill the daemon
-                log.exception("deciding %s's slot %s failed; trying again", name, slot)
+                self._complain(
+                    f"slot:{name}", "deciding %s's slot %s failed; trying again", name, slot
+                )
                 continue  # not marked handled: the next tick tries the slot again
             self._handled[name] = slot
         return started
@@ -269,6 +289,15 @@ class Scheduler:
     ) -> str | None:
         """Why the task's `running` run keeps `slot` from starting (the skip's note); None
         when its owner turned out dead and the run was abandoned here."""
+        if running.scheduler_id == self.instance_id and not self._is_ours_running(running.id):
+            # Claimed here, but never launched: the claim's answer was lost in an outage
+            # after it was committed. Nothing runs it, so it must not hold the slot back.
+            reason = "claimed while the database was failing, and never started"
+            store.finish(
+                self.runtime.sessions, running.id, status="abandoned", now=now, error=reason
+            )
+            self._log_abandoned(running.id, now, reason)
+            return None
         if owner is not None and owner.id != self.instance_id:
             if _owner_dead(owner):
                 self._close_dead(owner, now)
@@ -289,6 +318,10 @@ class Scheduler:
             f"drift: still running when slot {slot.isoformat()} came",
         )
         return f"previous run {running.id} still running (drift)"
+
+    def _is_ours_running(self, run_id: int) -> bool:
+        with self._lock:
+            return run_id in self._running
 
     def _close_dead(self, owner: SchedulerInstance, now: datetime) -> None:
         """`owner` ran on this host and its process is gone: close its records now rather
@@ -406,15 +439,7 @@ class Scheduler:
         self._record(entry.name, claimed, outcome)
 
     def _record(self, task: str, claimed: store.Claimed, outcome: Outcome) -> None:
-        now = self.clock()
-        duration = store.finish(
-            self.runtime.sessions,
-            claimed.id,
-            status=outcome.status,
-            now=now,
-            summary=_jsonable(outcome.summary),
-            error=outcome.error,
-        )
+        now, duration = self._finish(task, claimed, outcome)
         if outcome.status == "failed":
             self._failed_since_ping = True
         fields: dict[str, Any] = {
@@ -429,6 +454,44 @@ class Scheduler:
         if outcome.error:
             fields["error"] = outcome.error[:500]
         ndjson.append(self._log, "run_finished", now=now, **fields)
+
+    def _finish(
+        self, task: str, claimed: store.Claimed, outcome: Outcome
+    ) -> tuple[datetime, int | None]:
+        """Close the run's row. Through an outage, try again until the database answers: a
+        run left "running" by its live owner would hold back its task's later slots. A
+        scheduled run gives up only when the scheduler's shutdown grace is over (the
+        shutdown then closes its open runs as abandoned); a manual one, which a caller waits
+        for, after a few tries (a scheduler abandons it at twice its timeout). An outcome
+        the database refuses for what it holds is recorded as a plain failure instead."""
+        wait, tries, plain = FINISH_RETRY_FIRST_SECONDS, 0, False
+        while True:
+            tries += 1
+            now = self.clock()
+            try:
+                return now, store.finish(
+                    self.runtime.sessions,
+                    claimed.id,
+                    status=outcome.status,
+                    now=now,
+                    summary=_jsonable(outcome.summary),
+                    error=outcome.error,
+                )
+            except Exception as exc:
+                if outage_of(exc) is None:
+                    log.exception("the outcome of %s's run %s cannot be stored", task, claimed.id)
+                    if plain:
+                        raise  # a bug; the next slot's check abandons the run
+                    plain = True
+                    outcome = Outcome(
+                        "failed", error=f"its outcome could not be stored ({type(exc).__name__})"
+                    )
+                    continue
+                log_failure(log, "recording the end of %s's run %s failed", task, claimed.id)
+                gave_up = claimed.trigger == "manual" and tries >= FINISH_MANUAL_TRIES
+                if gave_up or self._grace_over.wait(wait):
+                    raise
+                wait = min(wait * 2, FINISH_RETRY_MAX_SECONDS)
 
     # -- upkeep -----------------------------------------------------------------------
 
@@ -446,23 +509,34 @@ class Scheduler:
                 # In its own thread: a slow monitor must not delay slots or heartbeats.
                 threading.Thread(target=self.pinger, args=(failed,), daemon=True).start()
         except Exception:
-            log.exception("scheduler upkeep failed; trying again")
+            self._complain("upkeep", "scheduler upkeep failed; trying again")
+
+    def _complain(self, kind: str, message: str, *args: object) -> None:
+        """In an `except` block of a tick: the tick failed (the loop waits before the next)
+        and, once per FAILING_TICK_LOG_SECONDS for each `kind`, the log says why."""
+        self._tick_failed = True
+        if self._complaints.due(kind):
+            log_failure(log, message, *args)
 
     def _timeouts(self) -> dict[str, timedelta]:
         return {name: entry.task.timeout for name, entry in self.table.items()}
 
     def _seconds_to_next_slot(self, now: datetime) -> float:
-        """Until the next slot, at most a second; none when a slot came during the tick."""
+        """Until the next slot, at most a second; none when a slot came during the tick,
+        unless the tick failed."""
+        if self._tick_failed:
+            return FAILING_TICK_WAIT_SECONDS
         for name, entry in () if self._paused else self.table.items():
             latest = entry.schedule.latest(now)
             if latest is not None and self._handled.get(name, latest) != latest:
                 return 0.0
+        longest = SIMULATED_SLEEP_SECONDS if clock.simulated() else MAX_SLEEP_SECONDS
         upcoming = [entry.schedule.following(now) for entry in self.table.values()]
         due = [slot for slot in upcoming if slot is not None]
         if not due:
-            return MAX_SLEEP_SECONDS
+            return longest
         wait = (min(due) - now).total_seconds()
-        return max(0.0, min(wait, MAX_SLEEP_SECONDS))
+        return max(0.0, min(wait, longest))
 
 
 def _owner_dead(owner: SchedulerInstance) -> bool:
