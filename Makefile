@@ -6,7 +6,7 @@ EP     := $(BIN)/echopilot
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint format bench demo worker clean help start-automations \
+.PHONY: run test soak lint format bench demo worker clean help start-automations \
 	stop-automations status-automations retention run-selfheal check-alerts optimize daily-report finance \
 	payments reconcile-payments run-brief notion-check notion-sync doctor
 
@@ -31,6 +31,9 @@ run: $(STAMP) ## start EchoPilot: API + dashboard, worker, scheduler (no service
 test: $(DEVSTAMP) ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+soak: $(DEVSTAMP) ## a simulated month of operations with a fault a day (SOAK_DAYS=30)
+	ECHOPILOT_SOAK_DAYS=$(or $(SOAK_DAYS),30) $(BIN)/python -m pytest -m soak tests/soak -s $(PYTEST_ARGS)
+
 lint: $(DEVSTAMP) ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -49,6 +52,7 @@ bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/brief.py
 	$(BIN)/python bench/notion.py
+	$(BIN)/python bench/clock.py
 	$(BIN)/python bench/doctor.py
 	$(BIN)/python bench/load.py
 
