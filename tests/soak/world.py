@@ -136,8 +136,8 @@ class World:
         self.runtime = Runtime(self.settings, pool_size=2)
         self.exits.callback(self.runtime.close)
         self.workers = [self.start_worker(n) for n in range(2)]
-        self.start_scheduler()
         self.table = build(self.settings)
+        self.start_scheduler()
         self.wait_until("the scheduler and workers up", self._ready, timeout=120)
         self.settle()
         return self
@@ -235,20 +235,34 @@ class World:
         return self.fleet.start(f"worker{n}", self.env, "worker", "--concurrency", "8")
 
     def start_scheduler(self) -> Proc:
-        """Start the scheduler and wait until it has registered (until then it would miss
-        the slots of any jump)."""
+        """Start the scheduler and wait until it has registered and claimed its start-up
+        runs. Before that, a jump would meet a start-up run claimed late: the jump's slot
+        would then be skipped behind it, as the scheduler's rules say it must."""
+        since = clock_now(self).replace(second=0, microsecond=0)
         with read_session(self.runtime.sessions) as session:
             before = session.scalar(select(func.count()).select_from(SchedulerInstance)) or 0
+        at_start = [
+            entry.name
+            for entry in self.table.values()
+            if entry.task.run_at_start and not entry.schedule.off
+        ]
 
-        def registered() -> bool:
+        def started() -> bool:
             self._check_alive()
             with read_session(self.runtime.sessions) as session:
                 count = session.scalar(select(func.count()).select_from(SchedulerInstance))
-            return (count or 0) > before
+                claimed = set(
+                    session.scalars(
+                        select(ScheduleRun.task).where(
+                            ScheduleRun.task.in_(at_start), ScheduleRun.slot >= since
+                        )
+                    )
+                )
+            return (count or 0) > before and claimed == set(at_start)
 
         self.scheduler = self.fleet.start("scheduler", self.env, "scheduler", "run")
         self.scheduler_down = False
-        self.wait_until("the scheduler registered", registered, timeout=120)
+        self.wait_until("the scheduler registered with its start-up runs", started, timeout=120)
         return self.scheduler
 
     @property
